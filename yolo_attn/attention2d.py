@@ -1,0 +1,191 @@
+"""Multi-head self-attention over the pixels of a feature map, with optional channel reduction and key/value pooling.
+
+`Attention2d` is the one implementation; `SpatialSelfAttention` and `EfficientSelfAttention` are the seed's two
+feature-map layers expressed as its presets.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from ._checks import check_bool, check_float, check_heads, check_int
+from .attention import attend, attention_weights
+from .config import use_fused_attn
+from .pos_embed import PositionalEncoding2d
+
+
+def kv_pool_factor(height: int, width: int, stride: int, max_tokens: int) -> int:
+    """Return the key/value pooling factor: `stride`, raised until at most `max_tokens` keys remain (0 = no cap).
+
+    With a cap, attention costs O(N * max_tokens) instead of O(N^2), so large images stay affordable while every
+    query still sees a summary of the whole image.
+    """
+    f = stride
+    if max_tokens and math.ceil(height / f) * math.ceil(width / f) > max_tokens:
+        f = max(f, math.isqrt(height * width // max_tokens))  # close guess, then walk up: ceil() can overshoot
+        while math.ceil(height / f) * math.ceil(width / f) > max_tokens:
+            f += 1
+    return f
+
+
+class Attention2d(nn.Module):
+    """Multi-head self-attention among the H*W pixels of a (B, C, H, W) map, through the fused SDPA kernel.
+
+    Queries come from every pixel; keys and values from the map average-pooled by `kv_stride` (and further, when
+    `kv_tokens` caps their count). Optional 2-D sine-cosine position is added before the projections, so attention
+    can tell near from far. Works for any H, W: pooling windows at the border average only real pixels.
+
+    Positional signature: `Attention2d(c1, c2=None, head_dim=32, reduction=1, kv_stride=1, kv_tokens=0, pos=True,
+    attn_drop=0.0)`.
+
+    Args:
+        c1 (int): input channels C.
+        c2 (int | None): output channels (default c1).
+        head_dim (int): channels per head; heads = (c1 / reduction) / head_dim. 32 or 64 suits the fused kernels.
+        reduction (int): q/k/v use c1 / reduction channels.
+        kv_stride (int): keys/values come from the map average-pooled by this factor (1 = every pixel).
+        kv_tokens (int): if > 0, keys/values are pooled further until at most this many remain.
+        pos (bool): add a 2-D sine-cosine position encoding (needs c1 divisible by 4).
+        attn_drop (float): dropout on attention weights (training only).
+
+    Shapes: (B, c1, H, W) -> (B, c2, H, W).
+
+    Examples:
+        >>> attn = Attention2d(64, head_dim=32, kv_stride=2)
+        >>> attn(torch.randn(2, 64, 13, 17)).shape
+        torch.Size([2, 64, 13, 17])
+    """
+
+    def __init__(
+        self,
+        c1: int,
+        c2: int | None = None,
+        head_dim: int = 32,
+        reduction: int = 1,
+        kv_stride: int = 1,
+        kv_tokens: int = 0,
+        pos: bool = True,
+        attn_drop: float = 0.0,
+    ):
+        super().__init__()
+        name = type(self).__name__
+        self.c1 = check_int(name, "c1 (input channels)", c1)
+        self.c2 = c1 if c2 is None else check_int(name, "c2 (output channels)", c2)
+        self.head_dim = check_int(name, "head_dim", head_dim)
+        self.reduction = check_int(name, "reduction", reduction)
+        if c1 % reduction:
+            raise ValueError(f"{name}: {c1} channels are not divisible by reduction {reduction}; use a divisor of {c1}.")
+        self.dim = c1 // reduction  # channels of q, k and v
+        self.num_heads = check_heads(name, self.dim, head_dim, what=f"attention channels c1/reduction = {self.dim}")
+        self.kv_stride = check_int(name, "kv_stride (scale)", kv_stride)
+        self.kv_tokens = check_int(name, "kv_tokens", kv_tokens, minimum=0)
+        if check_bool(name, "pos", pos) and c1 % 4:
+            raise ValueError(f"{name}: pos=True needs channels divisible by 4, got {c1}; set pos=False or change width.")
+        self.attn_drop = check_float(name, "attn_drop", attn_drop)
+        self.fused_attn = use_fused_attn()
+        self.pos = PositionalEncoding2d(c1) if pos else None
+        self.qkv = nn.Linear(c1, 3 * self.dim)  # one GEMM for q, k, v; sliced when keys/values are pooled
+        self.proj = nn.Linear(self.dim, self.c2)
+
+    def qkv_heads(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Project a (B, C, H, W) map to q (B, heads, H*W, d) and k, v (B, heads, Nk, d), last dims contiguous."""
+        B, C, H, W = x.shape
+        if C != self.c1:
+            raise ValueError(f"{type(self).__name__}: input has {C} channels, layer was built for c1={self.c1}.")
+        if self.pos is not None:
+            x = self.pos(x)
+        h, d, D = self.num_heads, self.head_dim, self.dim
+        tokens = x.flatten(2).transpose(1, 2)  # (B, N, C)
+        f = kv_pool_factor(H, W, self.kv_stride, self.kv_tokens)
+        if f == 1:
+            qkv = self.qkv(tokens).view(B, H * W, 3, h, d).permute(2, 0, 3, 1, 4)  # (3, B, h, N, d)
+            return qkv[0], qkv[1], qkv[2]
+        w, b = self.qkv.weight, self.qkv.bias
+        q = F.linear(tokens, w[:D], b[:D]).view(B, H * W, h, d).transpose(1, 2)  # (B, h, N, d)
+        # count_include_pad=False: border windows average real pixels only, and ONNX AveragePool agrees.
+        pooled = F.avg_pool2d(x, f, f, ceil_mode=True, count_include_pad=False)  # (B, C, Hk, Wk)
+        kv = F.linear(pooled.flatten(2).transpose(1, 2), w[D:], b[D:])  # (B, Nk, 2D)
+        kv = kv.view(B, -1, 2, h, d).permute(2, 0, 3, 1, 4)  # (2, B, h, Nk, d)
+        return q, kv[0], kv[1]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        B, _, H, W = x.shape
+        q, k, v = self.qkv_heads(x)
+        out = attend(q, k, v, self.attn_drop if self.training else 0.0, self.fused_attn)  # (B, h, N, d)
+        out = self.proj(out.transpose(1, 2).reshape(B, H * W, self.dim))  # (B, N, c2)
+        return out.transpose(1, 2).view(B, self.c2, H, W)  # channels-last strides: no copy
+
+    @torch.no_grad()
+    def attention_map(self, x: torch.Tensor, queries: torch.Tensor) -> torch.Tensor:
+        """Attention weights of chosen query pixels over the key grid, without building the full N x N map.
+
+        Args:
+            x (torch.Tensor): the layer's input, (B, C, H, W).
+            queries (torch.Tensor): (Q, 2) long tensor of (row, col) pixel positions.
+
+        Returns:
+            (torch.Tensor): (B, heads, Q, Hk, Wk) weights; each query's map sums to 1.
+        """
+        B, _, H, W = x.shape
+        q, k, _ = self.qkv_heads(x)
+        idx = queries[:, 0] * W + queries[:, 1]  # flat pixel index, (Q,)
+        weights = attention_weights(q[:, :, idx], k)  # (B, h, Q, Nk)
+        f = kv_pool_factor(H, W, self.kv_stride, self.kv_tokens)
+        return weights.view(B, self.num_heads, len(idx), math.ceil(H / f), math.ceil(W / f))
+
+
+class SpatialSelfAttention(Attention2d):
+    """Self-attention among all pixels with q/k/v in c1 / reduction channels (the seed's spatial attention).
+
+    Unlike the seed, heads are real (c1 / reduction / head_dim of them) and position is encoded.
+
+    Positional signature: `SpatialSelfAttention(c1, head_dim=32, reduction=2, pos=True, c2=None)`.
+
+    Args:
+        c1 (int): input channels C.
+        head_dim (int): channels per head.
+        reduction (int): q/k/v use c1 / reduction channels.
+        pos (bool): add a 2-D sine-cosine position encoding.
+        c2 (int | None): output channels (default c1).
+
+    Shapes: (B, c1, H, W) -> (B, c2, H, W).
+
+    Examples:
+        >>> SpatialSelfAttention(64)(torch.randn(1, 64, 8, 8)).shape
+        torch.Size([1, 64, 8, 8])
+    """
+
+    def __init__(self, c1: int, head_dim: int = 32, reduction: int = 2, pos: bool = True, c2: int | None = None):
+        super().__init__(c1, c2, head_dim=head_dim, reduction=reduction, pos=pos)
+
+
+class EfficientSelfAttention(Attention2d):
+    """Self-attention whose keys/values come from the map average-pooled by `scale` (the seed's efficient attention).
+
+    Cost is O(N^2 / scale^2); with `kv_tokens` it is capped at O(N * kv_tokens) for any image size.
+
+    Positional signature: `EfficientSelfAttention(c1, head_dim=32, scale=2, pos=True, kv_tokens=0, c2=None)`.
+
+    Args:
+        c1 (int): input channels C.
+        head_dim (int): channels per head.
+        scale (int): key/value pooling factor; any H, W works (border windows are partial).
+        pos (bool): add a 2-D sine-cosine position encoding.
+        kv_tokens (int): if > 0, at most this many keys/values.
+        c2 (int | None): output channels (default c1).
+
+    Shapes: (B, c1, H, W) -> (B, c2, H, W).
+
+    Examples:
+        >>> EfficientSelfAttention(64, scale=2)(torch.randn(1, 64, 13, 17)).shape
+        torch.Size([1, 64, 13, 17])
+    """
+
+    def __init__(
+        self, c1: int, head_dim: int = 32, scale: int = 2, pos: bool = True, kv_tokens: int = 0, c2: int | None = None
+    ):
+        super().__init__(c1, c2, head_dim=head_dim, kv_stride=scale, kv_tokens=kv_tokens, pos=pos)

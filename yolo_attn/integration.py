@@ -1,0 +1,222 @@
+"""All coupling with Ultralytics lives here: the layers themselves never import it.
+
+`register()` teaches a running Ultralytics four things, once per process:
+1. YAML names: each registered layer is bound in `ultralytics.nn.tasks`' globals, where `parse_model` looks names
+   up. What is bound is a small factory class: `parse_model` passes an unknown layer its YAML args unchanged, so
+   the factory reads the input channels of the row from `parse_model`'s own frame and builds the plain layer
+   `Layer(c1, *args)`. Models (and so checkpoints) hold only the plain `yolo_attn` classes.
+2. Safe loading: under `ULTRALYTICS_SAFE_LOAD=1` the plugin's own layer classes join the allow-list, nothing else.
+3. Configs by name: `check_file` falls back to the configs shipped in this package, after Ultralytics' own search
+   and the user's files have had their turn.
+4. A warning, once, when the Ultralytics version is outside the tested range.
+"""
+
+from __future__ import annotations
+
+import inspect
+import sys
+import threading
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+
+from . import registry
+
+TESTED_ULTRALYTICS = ((8, 4, 190), (8, 5, 0))  # [low, high)
+CONFIG_DIR = Path(__file__).parent / "configs"
+
+_lock = threading.Lock()
+_registered = False
+_parse_model_code = None  # code object of the real parse_model, to recognise its frame
+
+
+def _row_context() -> tuple[int, object, list] | None:
+    """Return (row index, from, channels) of the `parse_model` frame building a layer now, or None outside it."""
+    frame = sys._getframe(2)  # caller of the factory's __new__ (parse_model, or its generator for repeats)
+    for _ in range(4):
+        if frame is None:
+            return None
+        if frame.f_code is _parse_model_code:
+            loc = frame.f_locals
+            return loc["i"], loc["f"], loc["ch"]
+        frame = frame.f_back
+    return None
+
+
+class _YamlFactory(nn.Module):
+    """Base of the names bound in `ultralytics.nn.tasks`: `Name(*yaml_args)` inside parse_model -> `Layer(c1, ...)`."""
+
+    layer: type[nn.Module]
+
+    def __new__(cls, *args):
+        ctx = _row_context()
+        if ctx is None:  # built by hand, outside a YAML: arguments are the layer's own
+            return cls.layer(*args)
+        i, f, ch = ctx
+        name = cls.layer.__name__
+        where = f"model YAML row {i} [{f}, ..., {name}, {list(args)}]"
+        if not isinstance(f, int):
+            raise ValueError(f"yolo-attn: {where}: {name} reads one layer; 'from' must be an integer, got {f!r}.")
+        c1 = ch[f]
+        try:
+            inspect.signature(cls.layer).bind(c1, *args)
+        except TypeError:
+            names = ", ".join(f"{n}={d!r}" for n, d in registry.yaml_args(cls.layer))
+            raise TypeError(
+                f"yolo-attn: {where}: {name} takes at most {len(registry.yaml_args(cls.layer))} YAML args "
+                f"after its input channels ({names}), got {len(args)}."
+            ) from None
+        try:
+            layer = cls.layer(c1, *args)
+        except (TypeError, ValueError) as e:
+            raise type(e)(f"yolo-attn: {where} with {c1} input channels: {e}") from None
+        if getattr(layer, "c2", c1) != c1:
+            raise ValueError(f"yolo-attn: {where}: a YAML row's output channels equal its input ({c1}); drop c2.")
+        return layer
+
+
+def _factory(layer: type[nn.Module]) -> type[_YamlFactory]:
+    # Module "yolo_attn" so the layer table reads "yolo_attn.SelfAttentionBlock"; the factory itself is never
+    # pickled, since __new__ returns the plain layer.
+    return type(layer.__name__, (_YamlFactory,), {"layer": layer, "__module__": "yolo_attn", "__doc__": layer.__doc__})
+
+
+def _bind_names(tasks) -> None:
+    global _parse_model_code
+    _parse_model_code = getattr(tasks.parse_model, "__wrapped__", tasks.parse_model).__code__
+    for name, layer in registry.layers().items():
+        current = vars(tasks).get(name)
+        if current is not None and getattr(current, "layer", None) is not layer:
+            raise RuntimeError(
+                f"yolo-attn: ultralytics.nn.tasks already defines {name} ({current!r}); not shadowing it. "
+                "Rename the conflicting layer or set YOLO_ATTN_AUTOLOAD=0."
+            )
+        if current is None:
+            setattr(tasks, name, _factory(layer))
+
+
+def plugin_classes() -> list[type[nn.Module]]:
+    """Every nn.Module class the plugin defines: what a checkpoint of an attention model can reference."""
+    from . import attention, attention2d, block, pos_embed, transformer
+
+    return [
+        obj
+        for mod in (attention, attention2d, block, pos_embed, transformer)
+        for obj in vars(mod).values()
+        if isinstance(obj, type) and issubclass(obj, nn.Module) and obj.__module__ == mod.__name__
+    ]
+
+
+def _allow_safe_load(tasks) -> None:
+    """Add exactly the plugin's own classes to Ultralytics' safe-load allow-list (torch.nn ones are already on it)."""
+    safe = getattr(tasks, "_SafeLoad", None)
+    if safe is None or not getattr(safe, "SUPPORTED", False):
+        return
+    with safe._lock:
+        if safe._registry is None:
+            safe._registry = safe._build()
+        for cls in plugin_classes():
+            safe._registry[f"{cls.__module__}.{cls.__qualname__}"] = cls
+
+
+def _install_config_search() -> None:
+    """Let `check_file` find this package's configs by bare name, after everything Ultralytics would find."""
+    from ultralytics.utils import checks
+
+    original = checks.check_file
+    if getattr(original, "_yolo_attn", False):
+        return
+
+    def check_file(file, suffix="", download=True, download_dir=".", hard=True):
+        try:
+            found = original(file, suffix, download, download_dir, hard)
+        except FileNotFoundError:
+            if not hard or not (path := packaged_config(file)):
+                raise
+            return path
+        return found or packaged_config(file) or found
+
+    check_file._yolo_attn = True
+    check_file.__wrapped__ = original
+    check_file.__doc__ = original.__doc__
+    for mod in list(sys.modules.values()):  # modules that did `from ultralytics.utils.checks import check_file`
+        if getattr(mod, "__name__", "").startswith("ultralytics") and vars(mod).get("check_file") is original:
+            mod.check_file = check_file
+
+
+def _install_exact_flops() -> None:
+    """Make `get_flops` measure models whose attention caps its keys/values at the real image size.
+
+    Ultralytics' THOP profile extrapolates from tiny proxy images by fitting a quadratic; a key/value cap only
+    binds on large maps, so the fit would report uncapped (quadratic) cost. Such models are profiled directly.
+    """
+    from ultralytics.utils import torch_utils
+
+    from .attention2d import Attention2d
+
+    original = torch_utils.get_flops
+    if getattr(original, "_yolo_attn", False):
+        return
+
+    def get_flops(model, imgsz=640):
+        if not any(isinstance(m, Attention2d) and m.kv_tokens for m in model.modules()):
+            return original(model, imgsz)
+        try:
+            import thop
+
+            model = torch_utils.unwrap_model(model)
+            p = next(model.parameters())
+            size = imgsz if isinstance(imgsz, (list, tuple)) else (imgsz, imgsz)
+            im = torch.empty((1, p.shape[1], *size), device=p.device, dtype=p.dtype)
+            return thop.profile(model, inputs=[im], verbose=False)[0] / 1e9 * 2
+        except Exception:  # same contract as Ultralytics: a summary never fails on FLOPs
+            return 0.0
+
+    get_flops._yolo_attn = True
+    get_flops.__wrapped__ = original
+    torch_utils.get_flops = get_flops
+
+
+def packaged_config(file) -> str | None:
+    """Return the path of a config shipped with yolo-attn named exactly `file` (a bare file name), else None."""
+    name = str(file).strip()
+    if not name or Path(name).name != name:
+        return None
+    path = CONFIG_DIR / name
+    return str(path) if path.is_file() else None
+
+
+def _check_version() -> None:
+    import ultralytics
+    from ultralytics.utils import LOGGER
+
+    version = tuple(int(p) for p in ultralytics.__version__.split(".")[:3] if p.isdigit())
+    low, high = TESTED_ULTRALYTICS
+    if not low <= version < high:
+        LOGGER.warning(
+            f"yolo-attn {_plugin_version()} is tested with ultralytics>={'.'.join(map(str, low))},"
+            f"<{'.'.join(map(str, high))}; found {ultralytics.__version__}. Layers may fail to build."
+        )
+
+
+def _plugin_version() -> str:
+    from . import __version__
+
+    return __version__
+
+
+def register() -> None:
+    """Register the yolo-attn layers with Ultralytics; safe to call many times and from many threads."""
+    global _registered
+    with _lock:
+        if _registered:
+            return
+        import ultralytics.nn.tasks as tasks
+
+        _bind_names(tasks)
+        _allow_safe_load(tasks)
+        _install_config_search()
+        _install_exact_flops()
+        _check_version()
+        _registered = True
