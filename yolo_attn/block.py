@@ -79,6 +79,8 @@ class SelfAttentionBlock(nn.Module):
         nn.init.zeros_(self.attn.proj.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[1] != self.c1:  # checked here: BatchNorm would fail first with a message naming no layer
+            raise ValueError(f"SelfAttentionBlock: input has {x.shape[1]} channels, layer was built for c1={self.c1}.")
         return x + self.attn(self.norm(x))
 
     def extra_repr(self) -> str:

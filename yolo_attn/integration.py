@@ -56,8 +56,6 @@ class _YamlFactory(nn.Module):
         i, f, ch = ctx
         name = cls.layer.__name__
         where = f"model YAML row {i} [{f}, ..., {name}, {list(args)}]"
-        if not isinstance(f, int):
-            raise ValueError(f"yolo-attn: {where}: {name} reads one layer; 'from' must be an integer, got {f!r}.")
         c1 = ch[f]
         try:
             inspect.signature(cls.layer).bind(c1, *args)

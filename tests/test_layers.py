@@ -1,0 +1,289 @@
+"""Layer tests: shapes, numerics against a float64 reference, identity at insertion, gradients, validation."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from yolo_attn import (
+    Attention2d,
+    EfficientSelfAttention,
+    PositionalEncoding,
+    PositionalEncoding2d,
+    SelfAttention,
+    SelfAttentionBlock,
+    SpatialSelfAttention,
+    TransformerEncoder,
+    TransformerEncoderLayer,
+    build_sincos2d_pos_embed,
+)
+from yolo_attn.attention2d import kv_pool_factor
+from yolo_attn.block import ATTENTION_TYPES
+from yolo_attn.registry import layers
+
+TYPES = sorted(ATTENTION_TYPES)
+
+
+def reference_pool(x: torch.Tensor, f: int) -> torch.Tensor:
+    """Average of the real pixels in each f x f window (windows at the border are partial), by explicit loops."""
+    B, C, H, W = x.shape
+    out = x.new_zeros(B, C, math.ceil(H / f), math.ceil(W / f))
+    for i in range(out.shape[2]):
+        for j in range(out.shape[3]):
+            out[:, :, i, j] = x[:, :, i * f : (i + 1) * f, j * f : (j + 1) * f].mean(dim=(2, 3))
+    return out
+
+
+def reference_attention2d(layer: Attention2d, x: torch.Tensor) -> torch.Tensor:
+    """float64 Attention2d that materialises softmax(Q K^T / sqrt(d)) V, written independently of the layer."""
+    x = x.double()
+    B, C, H, W = x.shape
+    if layer.pos is not None:
+        x = x + build_sincos2d_pos_embed(H, W, C, dtype=torch.float64)
+    f = kv_pool_factor(H, W, layer.kv_stride, layer.kv_tokens)
+    xk = reference_pool(x, f) if f > 1 else x
+    w, b = layer.qkv.weight.double(), layer.qkv.bias.double()
+    D, h, d = layer.dim, layer.num_heads, layer.head_dim
+    q = x.flatten(2).transpose(1, 2) @ w[:D].T + b[:D]  # (B, N, D)
+    k = xk.flatten(2).transpose(1, 2) @ w[D : 2 * D].T + b[D : 2 * D]
+    v = xk.flatten(2).transpose(1, 2) @ w[2 * D :].T + b[2 * D :]
+    split = lambda t: t.reshape(B, -1, h, d).transpose(1, 2)  # noqa: E731  (B, h, N, d)
+    attn = torch.softmax(split(q) @ split(k).transpose(-1, -2) / math.sqrt(d), dim=-1)
+    out = (attn @ split(v)).transpose(1, 2).reshape(B, H * W, D)
+    out = out @ layer.proj.weight.double().T + layer.proj.bias.double()
+    return out.transpose(1, 2).reshape(B, -1, H, W)
+
+
+def rel_err(a: torch.Tensor, b: torch.Tensor) -> float:
+    return ((a.double() - b.double()).norm() / b.double().norm()).item()
+
+
+# ---------------------------------------------------------------- shapes, for every registered YAML layer
+
+
+@pytest.mark.parametrize("name", sorted(layers()))
+def test_registered_layer_shape_and_backward(name):
+    layer = layers()[name](64)
+    x = torch.randn(2, 64, 13, 17, requires_grad=True)
+    y = layer(x)
+    assert y.shape == x.shape
+    assert torch.isfinite(y).all()
+    y.square().sum().backward()
+    assert torch.isfinite(x.grad).all()
+
+
+@pytest.mark.parametrize("attn_type", TYPES)
+@pytest.mark.parametrize("hw", [(8, 8), (13, 17), (1, 1), (2, 31)])
+def test_block_shapes(attn_type, hw):
+    block = SelfAttentionBlock(64, attn_type)
+    x = torch.randn(2, 64, *hw)
+    assert block(x).shape == x.shape
+
+
+def test_sequence_layers_shapes():
+    x = torch.randn(2, 10, 64)
+    assert SelfAttention(64, 2)(x).shape == x.shape
+    assert TransformerEncoderLayer(64, 2, 128)(x).shape == x.shape
+    assert TransformerEncoder(64, 2, 3, 128)(x).shape == x.shape
+    assert PositionalEncoding(64, 100)(x).shape == x.shape
+    assert PositionalEncoding(7, 100, 0.0)(torch.zeros(1, 5, 7)).shape == (1, 5, 7)  # odd width
+
+
+# ---------------------------------------------------------------- numerics against float64 references
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        dict(),  # global, 2 heads
+        dict(reduction=2),  # spatial
+        dict(kv_stride=2),  # efficient
+        dict(kv_stride=3, pos=False),
+        dict(kv_tokens=20),  # cap binds: 13x17 -> pooled
+        dict(head_dim=16, kv_stride=2, kv_tokens=12),
+    ],
+    ids=lambda k: ",".join(f"{a}={b}" for a, b in k.items()) or "global",
+)
+@pytest.mark.parametrize("fused", [True, False], ids=["fused", "manual"])
+def test_attention2d_matches_float64_reference(kwargs, fused):
+    layer = Attention2d(64, **kwargs).eval()
+    layer.fused_attn = fused
+    x = torch.randn(2, 64, 13, 17)
+    with torch.no_grad():
+        assert rel_err(layer(x), reference_attention2d(layer, x)) < 1e-5
+
+
+def test_self_attention_matches_float64_reference():
+    layer = SelfAttention(64, num_heads=4, qkv_bias=True).eval()
+    x = torch.randn(2, 11, 64)
+    w, b = layer.qkv.weight.double(), layer.qkv.bias.double()
+    qkv = (x.double() @ w.T + b).reshape(2, 11, 3, 4, 16).permute(2, 0, 3, 1, 4)
+    attn = torch.softmax(qkv[0] @ qkv[1].transpose(-1, -2) / 4.0, dim=-1)
+    ref = (attn @ qkv[2]).transpose(1, 2).reshape(2, 11, 64) @ layer.proj.weight.double().T + layer.proj.bias.double()
+    for fused in (True, False):
+        layer.fused_attn = fused
+        with torch.no_grad():
+            assert rel_err(layer(x), ref) < 1e-5
+
+
+def test_pooling_matches_reference_at_odd_sizes():
+    x = torch.randn(1, 4, 13, 17)
+    pooled = F.avg_pool2d(x, 2, 2, ceil_mode=True, count_include_pad=False)
+    assert pooled.shape[-2:] == (7, 9)
+    assert torch.allclose(pooled, reference_pool(x, 2), atol=1e-6)
+
+
+def test_kv_pool_factor_caps_tokens():
+    assert kv_pool_factor(80, 80, 1, 1600) == 2  # P3 at 640 px with the shipped cap
+    assert kv_pool_factor(40, 40, 1, 1600) == 1  # cap does not bind: exact global attention
+    for h, w in [(1024, 1024), (13, 17), (999, 3), (4096, 4096)]:
+        f = kv_pool_factor(h, w, 1, 1600)
+        assert math.ceil(h / f) * math.ceil(w / f) <= 1600
+        assert f == 1 or math.ceil(h / (f - 1)) * math.ceil(w / (f - 1)) > 1600  # the smallest such factor
+    assert kv_pool_factor(80, 80, 2, 0) == 2
+
+
+def test_attention_map_rows_sum_to_one_and_match_full_attention():
+    layer = Attention2d(32, head_dim=16, kv_stride=2).eval()
+    layer.fused_attn = False
+    x = torch.randn(1, 32, 9, 11)
+    queries = torch.tensor([[0, 0], [4, 5], [8, 10]])
+    maps = layer.attention_map(x, queries)  # (B, h, Q, Hk, Wk)
+    assert maps.shape == (1, 2, 3, 5, 6)
+    assert torch.allclose(maps.sum(dim=(-1, -2)), torch.ones(1, 2, 3), atol=1e-6)
+
+
+# ---------------------------------------------------------------- the block: identity, gradients, modes
+
+
+@pytest.mark.parametrize("attn_type", TYPES)
+def test_block_is_identity_at_insertion(attn_type):
+    block = SelfAttentionBlock(64, attn_type).train()
+    x = torch.randn(2, 64, 13, 17) * 10
+    assert torch.equal(block(x), x)
+    assert torch.equal(block.eval()(x), x)
+
+
+@pytest.mark.parametrize("attn_type", TYPES)
+def test_every_parameter_learns_after_one_step_with_weight_decay(attn_type):
+    block = SelfAttentionBlock(64, attn_type)
+    opt = torch.optim.SGD(block.parameters(), lr=0.1, weight_decay=5e-4)  # decay pulls zero-init weights to 0
+
+    def step():
+        opt.zero_grad()
+        x = torch.randn(2, 64, 9, 11)
+        (block(x) - x.flip(-1)).square().mean().backward()
+        opt.step()
+
+    step()  # first step: only the zero-initialised projection has a gradient...
+    assert block.attn.proj.weight.abs().sum() > 0  # ...and moves away from zero despite weight decay
+    step()  # second step: gradient reaches every parameter
+    for name, p in block.named_parameters():
+        assert p.grad is not None and p.grad.abs().sum() > 0, f"no gradient reached {name}"
+
+
+def test_dropout_only_in_training():
+    block = SelfAttentionBlock(64, "standard", 32, None, None, True, 0, 0.5)
+    torch.nn.init.normal_(block.attn.proj.weight)
+    x = torch.randn(1, 64, 6, 6)
+    block.eval()
+    assert torch.equal(block(x), block(x))
+    block.train()
+    assert not torch.equal(block(x), block(x))
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+@pytest.mark.parametrize("attn_type", TYPES)
+def test_autocast_matches_fp32(attn_type, dtype):
+    block = SelfAttentionBlock(64, attn_type).eval()
+    torch.nn.init.normal_(block.attn.proj.weight, std=0.05)
+    x = torch.randn(2, 64, 10, 12)
+    with torch.no_grad():
+        ref = block(x)
+        with torch.autocast("cpu", dtype=dtype):
+            out = block(x)
+    assert torch.isfinite(out).all()
+    assert rel_err(out, ref) < (2e-2 if dtype == torch.bfloat16 else 4e-3)
+
+
+@pytest.mark.parametrize("name", sorted(layers()))
+def test_compiles_fullgraph_without_graph_breaks(name):
+    layer = layers()[name](64).eval()
+    compiled = torch.compile(layer, fullgraph=True, backend="eager")  # fullgraph raises on any graph break
+    x = torch.randn(1, 64, 9, 13)
+    with torch.no_grad():
+        assert torch.allclose(compiled(x), layer(x), atol=1e-5)
+
+
+def test_compiles_with_inductor():
+    block = SelfAttentionBlock(64, "efficient").eval()
+    torch.nn.init.normal_(block.attn.proj.weight, std=0.05)
+    compiled = torch.compile(block, fullgraph=True)
+    x = torch.randn(1, 64, 9, 13)
+    with torch.no_grad():
+        assert torch.allclose(compiled(x), block(x), atol=1e-4)
+
+
+def test_pos_table_cache_follows_size_and_stays_out_of_checkpoints():
+    pe = PositionalEncoding2d(16)
+    a = pe(torch.zeros(1, 16, 4, 5))
+    b = pe(torch.zeros(1, 16, 6, 3))
+    assert torch.equal(a[0], build_sincos2d_pos_embed(4, 5, 16))
+    assert torch.equal(b[0], build_sincos2d_pos_embed(6, 3, 16))
+    assert pe.__getstate__()["_cache"] is None
+    assert not pe.state_dict()  # fixed table: nothing persistent
+
+
+def test_2d_position_distinguishes_pixels():
+    table = build_sincos2d_pos_embed(20, 30, 64).flatten(1).T  # (N, C)
+    assert torch.unique(table, dim=0).shape[0] == 600
+
+
+# ---------------------------------------------------------------- argument validation
+
+
+@pytest.mark.parametrize(
+    "build, error, match",
+    [
+        (lambda: SelfAttentionBlock(64, "global"), ValueError, r"SelfAttentionBlock: unknown type 'global'; choose"),
+        (lambda: SelfAttentionBlock(48, "standard", 32), ValueError, r"48 is not divisible by head_dim 32; use head_dim in \[8, 16\]"),
+        (lambda: SelfAttentionBlock(64, "standard", 0), ValueError, r"head_dim must be >= 1, got 0"),
+        (lambda: SelfAttentionBlock(64, "standard", 32.0), TypeError, r"head_dim must be an integer, got 32.0"),
+        (lambda: SelfAttentionBlock(64, "spatial", 32, 3), ValueError, r"64 channels are not divisible by reduction 3"),
+        (lambda: SelfAttentionBlock(64, "efficient", 32, None, -1), ValueError, r"kv_stride \(scale\) must be >= 1, got -1"),
+        (lambda: SelfAttentionBlock(64, "standard", 32, None, None, "yes"), TypeError, r"pos must be True or False"),
+        (lambda: SelfAttentionBlock(64, "standard", 32, None, None, True, -5), ValueError, r"kv_tokens must be >= 0"),
+        (lambda: SelfAttentionBlock(64, "standard", 32, None, None, True, 0, 1.5), ValueError, r"attn_drop must be in"),
+        (lambda: SelfAttentionBlock(True), TypeError, r"c1 \(input channels\) must be an integer"),
+        (lambda: SelfAttentionBlock(66, "standard", 2), ValueError, r"pos=True needs channels divisible by 4, got 66"),
+        (lambda: SelfAttention(64, 5), ValueError, r"SelfAttention: dim 64 is not divisible by num_heads 5"),
+        (lambda: SpatialSelfAttention(64, 32, 0), ValueError, r"reduction must be >= 1"),
+        (lambda: EfficientSelfAttention(64, 24), ValueError, r"not divisible by head_dim 24"),
+        (lambda: TransformerEncoderLayer(64, 2, 128, 0.1, "tanh"), ValueError, r"unknown activation 'tanh'"),
+        (lambda: TransformerEncoder(64, 2, 0), ValueError, r"TransformerEncoder: num_layers must be >= 1"),
+        (lambda: PositionalEncoding2d(30), ValueError, r"channels 30 must be divisible by 4"),
+    ],
+)
+def test_bad_arguments_raise_clear_errors(build, error, match):
+    with pytest.raises(error, match=match):
+        build()
+
+
+def test_wrong_input_channels_and_length_are_named():
+    with pytest.raises(ValueError, match=r"SelfAttentionBlock: input has 32 channels, layer was built for c1=64"):
+        SelfAttentionBlock(64)(torch.randn(1, 32, 4, 4))
+    with pytest.raises(ValueError, match=r"sequence length 12 exceeds max_len=10; raise max_len"):
+        PositionalEncoding(8, 10)(torch.randn(1, 12, 8))
+
+
+def test_same_seed_same_output():
+    outs = []
+    for _ in range(2):
+        torch.manual_seed(3)
+        block = SelfAttentionBlock(32, "efficient")
+        torch.nn.init.normal_(block.attn.proj.weight)
+        outs.append(block.eval()(torch.randn(1, 32, 7, 9)))
+    assert torch.equal(*outs)
