@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from ._checks import check_bool, check_float, check_heads, check_int
 from .attention import attend, attention_weights
 from .config import use_fused_attn
+from .export import avg_pool_ceil, kv_pool_factor_traced
 from .pos_embed import PositionalEncoding2d
 
 
@@ -80,7 +81,7 @@ class Attention2d(nn.Module):
         if c1 % reduction:
             raise ValueError(f"{name}: {c1} channels are not divisible by reduction {reduction}; use a divisor of {c1}.")
         self.dim = c1 // reduction  # channels of q, k and v
-        self.num_heads = check_heads(name, self.dim, head_dim, what=f"attention channels c1/reduction = {self.dim}")
+        self.num_heads = check_heads(name, self.dim, head_dim, what="attention channels c1/reduction =")
         self.kv_stride = check_int(name, "kv_stride (scale)", kv_stride)
         self.kv_tokens = check_int(name, "kv_tokens", kv_tokens, minimum=0)
         if check_bool(name, "pos", pos) and c1 % 4:
@@ -100,14 +101,16 @@ class Attention2d(nn.Module):
             x = self.pos(x)
         h, d, D = self.num_heads, self.head_dim, self.dim
         tokens = x.flatten(2).transpose(1, 2)  # (B, N, C)
-        f = kv_pool_factor(H, W, self.kv_stride, self.kv_tokens)
-        if f == 1:
+        # Tracing (export): a capped factor depends on H, W, so compute it and pool in-graph, not frozen at one size.
+        traced_cap = bool(self.kv_tokens) and torch.jit.is_tracing()
+        f = (kv_pool_factor_traced if traced_cap else kv_pool_factor)(H, W, self.kv_stride, self.kv_tokens)
+        if not traced_cap and f == 1:
             qkv = self.qkv(tokens).view(B, H * W, 3, h, d).permute(2, 0, 3, 1, 4)  # (3, B, h, N, d)
             return qkv[0], qkv[1], qkv[2]
         w, b = self.qkv.weight, self.qkv.bias
         q = F.linear(tokens, w[:D], b[:D]).view(B, H * W, h, d).transpose(1, 2)  # (B, h, N, d)
         # count_include_pad=False: border windows average real pixels only, and ONNX AveragePool agrees.
-        pooled = F.avg_pool2d(x, f, f, ceil_mode=True, count_include_pad=False)  # (B, C, Hk, Wk)
+        pooled = avg_pool_ceil(x, f) if traced_cap else F.avg_pool2d(x, f, f, ceil_mode=True, count_include_pad=False)
         kv = F.linear(pooled.flatten(2).transpose(1, 2), w[D:], b[D:])  # (B, Nk, 2D)
         kv = kv.view(B, -1, 2, h, d).permute(2, 0, 3, 1, 4)  # (2, B, h, Nk, d)
         return q, kv[0], kv[1]

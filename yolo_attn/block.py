@@ -65,16 +65,19 @@ class SelfAttentionBlock(nn.Module):
         self.attn_type = check_choice(name, "type", type, ATTENTION_TYPES)
         default_reduction, default_scale = ATTENTION_TYPES[type]
         self.norm = nn.BatchNorm2d(c1)
-        self.attn = Attention2d(
-            c1,
-            c1,
-            head_dim=head_dim,
-            reduction=default_reduction if reduction is None else reduction,
-            kv_stride=default_scale if scale is None else scale,
-            kv_tokens=check_int(name, "kv_tokens", kv_tokens, minimum=0),
-            pos=pos,
-            attn_drop=check_float(name, "attn_drop", attn_drop),
-        )
+        try:
+            self.attn = Attention2d(
+                c1,
+                c1,
+                head_dim=head_dim,
+                reduction=default_reduction if reduction is None else reduction,
+                kv_stride=default_scale if scale is None else scale,
+                kv_tokens=check_int(name, "kv_tokens", kv_tokens, minimum=0),
+                pos=pos,
+                attn_drop=check_float(name, "attn_drop", attn_drop),
+            )
+        except (TypeError, ValueError) as e:  # name the layer the user wrote, not its inner implementation
+            raise e.__class__(str(e).replace("Attention2d:", f"{name}:", 1)) from None  # `type` is an argument here
         nn.init.zeros_(self.attn.proj.weight)
         nn.init.zeros_(self.attn.proj.bias)
 
