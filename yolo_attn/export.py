@@ -1,0 +1,67 @@
+"""Plain-torch helpers that keep attention exportable: size-dependent choices computed inside the traced graph.
+
+Ultralytics exports TorchScript, ONNX and OpenVINO by `torch.jit.trace`. While tracing, `x.shape` gives 0-dim
+tensors, and any Python decision taken on them (an `if`, `math.ceil`, a pooling kernel size) is frozen at the
+export size. `Attention2d` with a key/value cap (`kv_tokens > 0`) picks its pooling factor from the map size, so
+under tracing it calls these functions instead: the factor and the pooling are then graph operations, and an
+exported dynamic model pools exactly as the PyTorch model does at every input size.
+
+Both functions also accept plain ints and run eagerly, which is how the tests compare them with
+`kv_pool_factor` and `F.avg_pool2d`.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+__all__ = ["avg_pool_ceil", "kv_pool_factor_traced"]
+
+
+def _tensor(v) -> torch.Tensor:
+    """`v` as a tensor; a tensor (a traced size) passes through untouched, so the trace keeps following it."""
+    return v if isinstance(v, torch.Tensor) else torch.tensor(v)
+
+
+def _ceil_div(a, b) -> torch.Tensor:
+    """ceil(a / b) for positive integers (ints or int64 tensors): a plain integer Div once exported."""
+    return torch.div(_tensor(a) + b - 1, b, rounding_mode="trunc")
+
+
+def kv_pool_factor_traced(height, width, stride: int, max_tokens: int) -> torch.Tensor:
+    """Return `kv_pool_factor(height, width, stride, max_tokens)` as an int64 0-dim tensor, computed with tensor ops.
+
+    The smallest f >= stride with ceil(H/f) * ceil(W/f) <= max_tokens. That count never grows with f, so the
+    factors that fail form a prefix of the candidates stride, stride+1, ..., max(H, W, stride), and f is stride
+    plus their number. At most max(H, W) candidates: a few hundred scalars, nothing next to the attention.
+
+    Examples:
+        >>> int(kv_pool_factor_traced(80, 80, 1, 1600)), int(kv_pool_factor_traced(40, 40, 1, 1600))
+        (2, 1)
+    """
+    # Integer arithmetic throughout: exact at any size, and untouched by an fp16 conversion of the graph.
+    h, w = _tensor(height), _tensor(width)
+    top = torch.maximum(h, w).clamp(min=stride)
+    f = torch.arange(stride, top + 1)  # candidates; at f = max(H, W) a single key remains
+    count = _ceil_div(h, f) * _ceil_div(w, f)
+    return (count > max_tokens).sum() + stride
+
+
+def avg_pool_ceil(x: torch.Tensor, f) -> torch.Tensor:
+    """`F.avg_pool2d(x, f, f, ceil_mode=True, count_include_pad=False)` for a factor `f` that may be a tensor.
+
+    ONNX AveragePool, like every exported pooling op, takes its kernel size as a constant; this pads the map with
+    zeros to a multiple of f, sums f x f windows through a reshape, and divides by the real pixels in each.
+
+    Examples:
+        >>> x = torch.arange(10.0).view(1, 1, 2, 5)
+        >>> avg_pool_ceil(x, 2)  # windows [0 1; 5 6], [2 3; 7 8], [4; 9]
+        tensor([[[[3.0000, 5.0000, 6.5000]]]])
+    """
+    B, C, H, W = x.shape
+    f = _tensor(f)
+    hk, wk = _ceil_div(H, f), _ceil_div(W, f)
+    pad = (0, wk * f - W, 0, hk * f - H)  # right and bottom, as ceil_mode windows overhang there
+    total = F.pad(x, pad).reshape(B, C, hk, f, wk, f).sum((3, 5))
+    count = F.pad(torch.ones_like(x[:1, :1]), pad).reshape(1, 1, hk, f, wk, f).sum((3, 5))
+    return total / count
