@@ -17,9 +17,13 @@ Fresh interpreters (DDP workers, spawned data loaders, the ``yolo`` CLI) run
 
 Environment variable ``YOLO_ATTN_AUTOLOAD``:
 
-* ``0`` / ``false`` / ``no`` / ``off`` (any case): do nothing.  Read both at
-  start-up and when the hook fires, so setting it in ``os.environ`` before
-  importing Ultralytics also works.
+* ``0`` / ``false`` / ``no`` / ``off`` (any case): do not register.  Read both
+  at start-up and when the hook fires, so setting it in ``os.environ`` before
+  importing Ultralytics also works.  Only a hint is armed (a stdlib-only
+  ``sys.meta_path`` entry, :class:`HintFinder`): once ``ultralytics.nn.tasks``
+  has executed, its ``parse_model`` is wrapped so that a model YAML naming a
+  yolo-attn layer fails with :class:`YoloAttnNotLoadedError`, saying why and
+  how to fix it, instead of a bare ``KeyError: 'SelfAttentionBlock'``.
 * ``strict``: re-raise a failure inside ``register()`` instead of warning.
 * anything else or unset: auto-load, warn on failure.
 
@@ -27,8 +31,8 @@ Failure policy: by default a failing ``register()`` emits a
 :class:`YoloAttnAutoloadWarning` naming yolo-attn and the variable above, and
 the import of Ultralytics goes on.  A broken plugin should not take down
 ``yolo`` for users training stock models; models that need the attention
-layers still fail at YAML parse time with Ultralytics' own error, right after
-the warning that explains why.
+layers still fail at YAML parse time, with a :class:`YoloAttnNotLoadedError`
+that points back at the warning.
 """
 
 import os
@@ -44,12 +48,38 @@ TARGET = "ultralytics.nn.tasks"
 ENV_VAR = "YOLO_ATTN_AUTOLOAD"
 _OFF = frozenset({"0", "false", "no", "off"})
 
+# The names a model YAML may use for yolo-attn layers: `yolo_attn.registry.layers()`, spelled out here because
+# this module must not import the plugin (and so torch). tests/test_reliability.py keeps the two in sync.
+LAYER_NAMES = frozenset(
+    {
+        "EfficientSelfAttention",
+        "PositionalEncoding2d",
+        "SelfAttentionBlock",
+        "SpatialSelfAttention",
+        "TransformerEncoder",
+        "TransformerEncoderLayer",
+    }
+)
+
 _registered = False
 _forced = False  # set by an explicit `import yolo_attn`: the user opted in, whatever the environment says
+_failure = ""  # "Type: message" of a failed register(), for the parse_model hint
+_off_value = ""  # the YOLO_ATTN_AUTOLOAD value that kept the hook from registering, for the parse_model hint
 
 
 class YoloAttnAutoloadWarning(RuntimeWarning):
     """Emitted when automatic registration of yolo-attn fails."""
+
+
+class YoloAttnNotLoadedError(KeyError, ValueError):
+    """A model YAML names a yolo-attn layer, but yolo-attn is not registered with Ultralytics.
+
+    A ``KeyError`` (what ``parse_model`` raised before the hint existed, so existing handlers still catch it) and a
+    ``ValueError`` (a bad model config), whose message reads as plain text rather than a quoted key.
+    """
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
 
 
 def _mode() -> str:
@@ -61,7 +91,7 @@ def enabled() -> bool:
     return _mode() not in _OFF
 
 
-class AutoloadFinder:
+class _TasksFinder:
     """``sys.meta_path`` finder that only ever answers for :data:`TARGET`.
 
     It asks the finders behind it for the real spec and wraps that spec's
@@ -81,7 +111,7 @@ class AutoloadFinder:
             return None
         for finder in sys.meta_path:
             find_spec = getattr(finder, "find_spec", None)
-            if finder is self or find_spec is None:
+            if isinstance(finder, _TasksFinder) or find_spec is None:
                 continue
             spec: ModuleSpec | None = find_spec(fullname, path, target)
             if spec is not None:
@@ -96,7 +126,18 @@ class AutoloadFinder:
         return spec
 
     def __repr__(self) -> str:
-        return f"<yolo_attn_autoload.AutoloadFinder for {TARGET!r}>"
+        return f"<yolo_attn_autoload.{type(self).__name__} for {TARGET!r}>"
+
+
+class AutoloadFinder(_TasksFinder):
+    """Installed when auto-loading is on: registers yolo-attn once :data:`TARGET` has executed."""
+
+
+class HintFinder(_TasksFinder):
+    """Installed when auto-loading is off: once :data:`TARGET` has executed, wraps ``parse_model`` with the hint.
+
+    (Should ``YOLO_ATTN_AUTOLOAD`` have been switched on by then, it registers instead, as :class:`AutoloadFinder`.)
+    """
 
 
 def _wrap_exec_module(loader: object, exec_module: "Callable[[ModuleType], None]") -> None:
@@ -112,21 +153,90 @@ def _wrap_exec_module(loader: object, exec_module: "Callable[[ModuleType], None]
         except AttributeError:
             pass
         _uninstall()
-        _register()
+        _on_tasks_loaded(module)
 
     loader.exec_module = exec_then_register  # type: ignore[attr-defined]
 
 
-def _installed() -> bool:
-    return any(isinstance(f, AutoloadFinder) for f in sys.meta_path)
+def _installed(kind: type = _TasksFinder) -> bool:
+    return any(isinstance(f, kind) for f in sys.meta_path)
 
 
 def _uninstall() -> None:
-    sys.meta_path[:] = [f for f in sys.meta_path if not isinstance(f, AutoloadFinder)]
+    sys.meta_path[:] = [f for f in sys.meta_path if not isinstance(f, _TasksFinder)]
+
+
+def _on_tasks_loaded(tasks: "ModuleType") -> None:
+    """Register if allowed now; otherwise (or if registering failed) make ``parse_model`` explain a missing layer."""
+    global _off_value
+    _register()
+    if not _registered or _failure:
+        if not _registered:
+            _off_value = os.environ.get(ENV_VAR, "")
+        _install_hint(tasks)
+
+
+def _unwrap(func: object) -> object:
+    while hasattr(func, "__wrapped__"):
+        func = func.__wrapped__  # type: ignore[attr-defined]
+    return func
+
+
+def _install_hint(tasks: "ModuleType") -> None:
+    """Wrap ``tasks.parse_model``: a ``KeyError`` for a yolo-attn layer name becomes :class:`YoloAttnNotLoadedError`.
+
+    Stdlib only and free until it fires.  The real function stays reachable as ``parse_model.__wrapped__``
+    (``yolo_attn.integration`` finds its frame through it, should ``import yolo_attn`` register later).
+    """
+    original = vars(tasks).get("parse_model")
+    if original is None or getattr(original, "_yolo_attn_hint", False):
+        return
+    code = getattr(_unwrap(original), "__code__", None)
+
+    def parse_model(*args, **kwargs):
+        try:
+            return original(*args, **kwargs)
+        except KeyError as e:
+            name = e.args[0] if len(e.args) == 1 else None
+            if not isinstance(name, str) or name not in LAYER_NAMES or name in vars(tasks):
+                raise
+            tb = e.__traceback__
+            while tb is not None and tb.tb_next is not None:
+                tb = tb.tb_next
+            frame = tb.tb_frame if tb is not None else None
+            if code is not None and (frame is None or frame.f_code is not code):
+                raise  # not parse_model's own lookup of a YAML module name
+            row = frame.f_locals.get("i") if frame is not None else None
+            raise YoloAttnNotLoadedError(_not_loaded_message(name, row)) from None
+
+    parse_model._yolo_attn_hint = True  # type: ignore[attr-defined]
+    parse_model.__wrapped__ = original  # type: ignore[attr-defined]
+    parse_model.__name__ = parse_model.__qualname__ = "parse_model"
+    parse_model.__doc__ = getattr(original, "__doc__", None)
+    tasks.parse_model = parse_model  # type: ignore[attr-defined]
+    # A package that re-exported it already (install() after the import) keeps the unwrapped one otherwise.
+    package = sys.modules.get(TARGET.rpartition(".")[0])
+    if package is not None and vars(package).get("parse_model") is original:
+        package.parse_model = parse_model  # type: ignore[attr-defined]
+
+
+def _not_loaded_message(name: str, row: object) -> str:
+    if _failure:
+        why = (
+            f"yolo-attn failed to register with Ultralytics ({_failure}): see the YoloAttnAutoloadWarning above, or "
+            f"set {ENV_VAR}=strict to raise that error where it happens"
+        )
+    else:
+        why = (
+            f"yolo-attn auto-loading is disabled ({ENV_VAR}={_off_value.strip()}): unset it or `import yolo_attn` "
+            "before building the model"
+        )
+    where = f" (YAML row {row})" if isinstance(row, int) else ""
+    return f"model YAML names {name}, a yolo-attn layer, but {why}{where}."
 
 
 def _register() -> None:
-    global _registered
+    global _registered, _failure
     if _registered or not (enabled() or _forced):
         return
     _registered = True
@@ -137,6 +247,7 @@ def _register() -> None:
     except Exception as exc:
         if _mode() == "strict":
             raise
+        _failure = f"{type(exc).__name__}: {exc}"
         import warnings
 
         warnings.warn(
@@ -149,7 +260,7 @@ def _register() -> None:
 
 
 def install(force: bool = False) -> None:
-    """Arrange for ``yolo_attn.integration.register()`` to run once.
+    """Arrange for ``yolo_attn.integration.register()`` to run once (with auto-loading off: for the hint only).
 
     Entry point of ``yolo_attn-autoload.pth`` / ``yolo_attn-autoload.start``.
     Idempotent, so it may be reached from several site directories (e.g. a
@@ -162,10 +273,14 @@ def install(force: bool = False) -> None:
     """
     global _forced
     _forced = _forced or force
-    if _registered or not (enabled() or _forced):
+    if _registered:
         return
     if TARGET in sys.modules:
         # Already imported: a finder would never be consulted for it again.
-        _register()
+        _on_tasks_loaded(sys.modules[TARGET])
+    elif enabled() or _forced:
+        if not _installed(AutoloadFinder):
+            _uninstall()  # a HintFinder from a start-up with auto-loading off
+            sys.meta_path.insert(0, AutoloadFinder())
     elif not _installed():
-        sys.meta_path.insert(0, AutoloadFinder())
+        sys.meta_path.insert(0, HintFinder())

@@ -19,15 +19,20 @@ def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, dropout_p: float =
     """
     if fused:
         return F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p)
-    # Scale q before the product, not the logits after it: keeps fp16 logits in range.
-    attn = (q * q.shape[-1] ** -0.5) @ k.transpose(-2, -1)  # (B, h, Nq, Nk)
-    attn = F.dropout(attn.softmax(dim=-1), p=dropout_p)
-    return attn @ v
+    attn = F.dropout(attention_weights(q, k), p=dropout_p)  # (B, h, Nq, Nk), float32 or wider
+    return attn.to(v.dtype) @ v
 
 
 def attention_weights(q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
-    """Return softmax(q k^T / sqrt(d)) for (B, heads, Nq, d) queries: only the rows asked for are built."""
-    return ((q * q.shape[-1] ** -0.5) @ k.transpose(-2, -1)).softmax(dim=-1)  # (B, h, Nq, Nk)
+    """Return softmax(q k^T / sqrt(d)) for (B, heads, Nq, d) queries: only the rows asked for are built.
+
+    Logits and softmax are computed in float32 (float64 stays float64), autocast or not, as the fused kernels
+    accumulate them: in fp16 q k^T overflows to inf, and the softmax to NaN, once activations reach ~1e3.
+    """
+    dtype = torch.promote_types(q.dtype, torch.float32)
+    with torch.autocast(q.device.type, enabled=False):
+        # Scale q before the product, not the logits after it: keeps the logits' magnitude down.
+        return ((q.to(dtype) * q.shape[-1] ** -0.5) @ k.to(dtype).transpose(-2, -1)).softmax(dim=-1)
 
 
 class SelfAttention(nn.Module):

@@ -18,6 +18,8 @@ from .config import use_fused_attn
 from .export import avg_pool_ceil, kv_pool_factor_traced
 from .pos_embed import PositionalEncoding2d
 
+_MAX_KERNEL = 2**31 - 1
+
 
 def kv_pool_factor(height: int, width: int, stride: int, max_tokens: int) -> int:
     """Return the key/value pooling factor: `stride`, raised until at most `max_tokens` keys remain (0 = no cap).
@@ -83,6 +85,11 @@ class Attention2d(nn.Module):
         self.dim = c1 // reduction  # channels of q, k and v
         self.num_heads = check_heads(name, self.dim, head_dim, what="attention channels c1/reduction =")
         self.kv_stride = check_int(name, "kv_stride (scale)", kv_stride)
+        if kv_stride > _MAX_KERNEL:  # the pooling kernel is a C int; forward would fail deep inside torch
+            raise ValueError(
+                f"{name}: kv_stride (scale) must be <= {_MAX_KERNEL}, got {kv_stride}; any stride >= the map size "
+                "already pools keys/values to a single token."
+            )
         self.kv_tokens = check_int(name, "kv_tokens", kv_tokens, minimum=0)
         if check_bool(name, "pos", pos) and c1 % 4:
             raise ValueError(f"{name}: pos=True needs channels divisible by 4, got {c1}; set pos=False or change width.")

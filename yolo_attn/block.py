@@ -84,6 +84,11 @@ class SelfAttentionBlock(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.shape[1] != self.c1:  # checked here: BatchNorm would fail first with a message naming no layer
             raise ValueError(f"SelfAttentionBlock: input has {x.shape[1]} channels, layer was built for c1={self.c1}.")
+        if self.training and x.shape[0] * x.shape[2] * x.shape[3] == 1:  # BatchNorm's own error names no layer
+            raise ValueError(
+                "SelfAttentionBlock: training needs more than one value per channel for BatchNorm, got batch 1 of a "
+                "1x1 map; use a batch > 1 or a larger image, or call .eval()."
+            )
         return x + self.attn(self.norm(x))
 
     def extra_repr(self) -> str:

@@ -9,6 +9,8 @@ import torch.nn as nn
 
 from ._checks import check_float, check_int
 
+_FLOAT_MAX = torch.finfo(torch.float64).max
+
 
 def build_sincos1d_pos_embed(length: int, dim: int, temperature: float = 10000.0, device=None) -> torch.Tensor:
     """Return the (length, dim) table of "Attention Is All You Need": sin on even, cos on odd channels.
@@ -107,8 +109,9 @@ class PositionalEncoding2d(nn.Module):
         self.c1 = check_int("PositionalEncoding2d", "c1", c1)
         if c1 % 4:
             raise ValueError(f"PositionalEncoding2d: channels {c1} must be divisible by 4; use a width multiple of 4.")
-        if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or temperature <= 1:
-            raise ValueError(f"PositionalEncoding2d: temperature must be a number > 1, got {temperature!r}.")
+        # `not 1 < t < max`: refuses NaN (every comparison is False), inf, and ints too large for a float.
+        if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not 1 < temperature < _FLOAT_MAX:
+            raise ValueError(f"PositionalEncoding2d: temperature must be a finite number > 1, got {temperature!r}.")
         self.temperature = float(temperature)
         self._cache: tuple[tuple, torch.Tensor] | None = None
 

@@ -18,6 +18,12 @@ def _to_tokens(x: torch.Tensor) -> tuple[torch.Tensor, tuple[int, ...] | None]:
     return x, None
 
 
+def _check_channels(layer: str, tokens: torch.Tensor, norm: nn.LayerNorm) -> None:
+    """Raise a ValueError naming `layer` if (B, N, C) `tokens` do not have the channels `norm` was built for."""
+    if tokens.shape[-1] != norm.normalized_shape[0]:
+        raise ValueError(f"{layer}: input has {tokens.shape[-1]} channels, layer was built for d_model={norm.normalized_shape[0]}.")
+
+
 def _from_tokens(x: torch.Tensor, shape: tuple[int, ...] | None) -> torch.Tensor:
     if shape is None:
         return x
@@ -53,6 +59,10 @@ class TransformerEncoderLayer(nn.Module):
         name = "TransformerEncoderLayer"
         dropout = check_float(name, "dropout", dropout)
         act = ACTIVATIONS[check_choice(name, "activation", activation, ACTIVATIONS)]
+        # Checked here, in this layer's words: SelfAttention would name itself and its own `dim`, `num_heads`.
+        d_model, nhead = check_int(name, "d_model", d_model), check_int(name, "nhead", nhead)
+        if d_model % nhead:
+            raise ValueError(f"{name}: d_model {d_model} is not divisible by nhead {nhead}; pick nhead dividing {d_model}.")
         self.self_attn = SelfAttention(d_model, num_heads=nhead, attn_drop=dropout, proj_drop=dropout)
         self.norm1 = nn.LayerNorm(d_model)
         self.norm2 = nn.LayerNorm(d_model)
@@ -66,6 +76,7 @@ class TransformerEncoderLayer(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x, shape = _to_tokens(x)  # (B, N, C)
+        _check_channels("TransformerEncoderLayer", x, self.norm1)  # LayerNorm would fail first, naming no layer
         x = x + self.self_attn(self.norm1(x))
         x = x + self.ffn(self.norm2(x))
         return _from_tokens(x, shape)
@@ -104,13 +115,17 @@ class TransformerEncoder(nn.Module):
     ):
         super().__init__()
         num_layers = check_int("TransformerEncoder", "num_layers", num_layers)
-        self.layers = nn.ModuleList(
-            TransformerEncoderLayer(d_model, nhead, dim_feedforward, dropout, activation) for _ in range(num_layers)
-        )
+        try:
+            self.layers = nn.ModuleList(
+                TransformerEncoderLayer(d_model, nhead, dim_feedforward, dropout, activation) for _ in range(num_layers)
+            )
+        except (TypeError, ValueError) as e:  # name the layer the user wrote, not the one it stacks
+            raise e.__class__(str(e).replace("TransformerEncoderLayer:", "TransformerEncoder:", 1)) from None
         self.norm = nn.LayerNorm(d_model)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x, shape = _to_tokens(x)  # (B, N, C)
+        _check_channels("TransformerEncoder", x, self.norm)
         for layer in self.layers:
             x = layer(x)
         return _from_tokens(self.norm(x), shape)
