@@ -383,13 +383,7 @@ class Bench:
         log(f"\n== section {sec}  [elapsed {self.elapsed():.0f}s]")
         for name, base in bases.items():
             if sec == "train":
-                set_deterministic(a.deterministic)
-                try:
-                    for imgsz, batch in self.train_sizes:
-                        self.run(name, "train", f"train@{imgsz}b{batch}", self.train, base, imgsz, batch)
-                finally:
-                    set_deterministic(False)
-                continue
+                continue  # measured below, interleaved across models
             jobs = []  # (key, fn(model) -> dict, need_s)
             if sec == "latency":
                 for b in self.latency_batches:
@@ -419,8 +413,44 @@ class Bench:
                 self.run(name, sec, key, fn, model, need_s=need)
             del model
             self.dev.cleanup()
+        if sec == "train":
+            self.train_rounds(bases)
         self.save()
         log(f"== section {sec} done in {time.perf_counter() - t0:.0f}s  [elapsed {self.elapsed():.0f}s]")
+
+    def train_rounds(self, bases: dict):
+        """Time training in --rounds rounds, model order reversed every other round, and keep each model's median.
+
+        One pass in a fixed order lets clock ramp-up, allocator growth and autotuning land on whichever model comes
+        first; alternating the order and taking the median over rounds cancels that drift. The spread over rounds
+        is kept, so a ratio can be judged against the noise.
+        """
+        a = self.args
+        names = list(bases)
+        set_deterministic(a.deterministic)
+        try:
+            rounds = {}
+            for rnd in range(a.rounds):
+                for name in names if rnd % 2 == 0 else names[::-1]:
+                    for imgsz, batch in self.train_sizes:
+                        key = f"train@{imgsz}b{batch}"
+                        res = self.run(name, "train", key, self.train, bases[name], imgsz, batch)
+                        rounds.setdefault((name, key), []).append(res)
+            for (name, key), results in rounds.items():
+                ok = [r for r in results if "img_s" in r]
+                if not ok:
+                    continue
+                img_s = [r["img_s"] for r in ok]
+                self.results["models"][name][key] = {
+                    "img_s": statistics.median(img_s),
+                    "img_s_min": min(img_s),
+                    "img_s_max": max(img_s),
+                    "step_ms": statistics.median(r["step_ms"] for r in ok),
+                    "peak_gib": max((r["peak_gib"] for r in ok if r["peak_gib"] is not None), default=None),
+                    "rounds": len(ok),
+                }
+        finally:
+            set_deterministic(False)
 
     def main(self) -> int:
         a = self.args
@@ -764,6 +794,7 @@ def parse_args(argv=None):
     p.add_argument("--train-sizes", default=None, help="imgsz:batch list (default 640:32,1280:8)")
     p.add_argument("--train-steps", type=int, default=None, help="timed steps (default 10)")
     p.add_argument("--train-warmup", type=int, default=None, help="warm-up steps (default 3)")
+    p.add_argument("--rounds", type=int, default=3, help="train timing rounds, order reversed each round (median)")
     p.add_argument("--latency-imgsz", type=int, default=None, help="default 640")
     p.add_argument("--latency-batches", default=None, help="default 1,32")
     p.add_argument("--latency-iters", type=int, default=None, help="default 50")
@@ -791,7 +822,7 @@ def parse_args(argv=None):
     q = a.quick
     defaults = {
         "train_sizes": "64:2,96:1" if q else "640:32,1280:8",
-        "train_steps": 1 if q else 10,
+        "train_steps": 1 if q else 30,
         "train_warmup": 1 if q else 3,
         "latency_imgsz": 64 if q else 640,
         "latency_batches": "1,2" if q else "1,32",

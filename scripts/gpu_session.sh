@@ -29,6 +29,16 @@ bench)
     python3 scripts/benchmark.py --out "$OUT" --budget-s "$(left 540)" > "$OUT/benchmark.log" 2>&1; echo "benchmark exit $?"
     tail -70 "$OUT/benchmark.log"
     ;;
+final)
+    python3 scripts/benchmark.py yolov8n.yaml configs/yolov8n-attn.yaml configs/yolov8n-attn-p45.yaml yolo11n.yaml yolo12n.yaml \
+        --sections train,latency --rounds 3 --train-steps 20 --out "$OUT" --budget-s 200 > "$OUT/benchmark.log" 2>&1
+    echo "benchmark exit $?"; sed -n '/^## yolo-attn benchmark/,$p' "$OUT/benchmark.log" | head -40
+    python3 scripts/compare.py --data context --imgsz 320 --batch 32 --epochs 60 --seeds 0,1,2 \
+        --models yolov8n.yaml configs/yolov8n-attn.yaml configs/yolov8n-attn-p45.yaml yolo12n.yaml \
+        --parallel 12 --devices 0,1 --workers 2 --budget "$(left 470)" --out "$OUT/ctx60" > "$OUT/compare.log" 2>&1
+    echo "compare exit $?"; grep -E "^\[|^\|" "$OUT/compare.log" | tail -25
+    rm -rf "$OUT/ctx60/logs" "$OUT/ctx60/runs"
+    ;;
 accuracy)
     python3 scripts/compare.py --data shapes,context --imgsz 320 --batch 32 --epochs 30 --seeds 0,1 \
         --parallel 12 --devices 0,1 --workers 2 --budget "$(left 440)" --out "$OUT" 2>&1 | tail -60

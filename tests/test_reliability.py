@@ -196,11 +196,7 @@ def with_row16(d: dict, row: list) -> dict:
         ([-1, 1, "TransformerEncoder", [2, 0]], ValueError, r"TransformerEncoder: num_layers must be >= 1, got 0"),
         ([-1, 1, "TransformerEncoder", [2, 1, 128, 0.1, "tanh"]], ValueError, r"unknown activation 'tanh'; choose one of 'relu'"),
         ([-1, 1, "PositionalEncoding2d", [0.5]], ValueError, r"temperature must be a finite number > 1, got 0.5"),
-        pytest.param(
-            [[-1, 12], 1, "SelfAttentionBlock", []], (TypeError, ValueError), r"\[-1, 12\]",
-            marks=pytest.mark.xfail(strict=True, raises=AssertionError, reason="integration._YamlFactory indexes ch[f] "
-                                    "with the list: a bare 'list indices must be integers' TypeError, no row named"),
-        ),
+        ([[-1, 12], 1, "SelfAttentionBlock", []], ValueError, r"reads one layer, so 'from' must be a single index, got \[-1, 12\]"),
     ],
 )
 def test_bad_yaml_rows_name_row_layer_and_fix(yolov8n_attn, row, error, fix):

@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import inspect
+import re
 import sys
 import threading
 from pathlib import Path
@@ -58,20 +59,19 @@ class _YamlFactory(nn.Module):
         where = f"model YAML row {i} [{f}, ..., {name}, {list(args)}]"
         c1 = ch[f]
         try:
-            inspect.signature(cls.layer).bind(c1, *args)
+            bound = inspect.signature(cls.layer).bind(c1, *args)
         except TypeError:
             names = ", ".join(f"{n}={d!r}" for n, d in registry.yaml_args(cls.layer))
             raise TypeError(
                 f"yolo-attn: {where}: {name} takes at most {len(registry.yaml_args(cls.layer))} YAML args "
                 f"after its input channels ({names}), got {len(args)}."
             ) from None
+        if bound.arguments.get("c2") not in (None, c1):  # checked first: a huge c2 would be allocated before failing
+            raise ValueError(f"yolo-attn: {where}: a YAML row's output channels equal its input ({c1}); drop c2.")
         try:
-            layer = cls.layer(c1, *args)
+            return cls.layer(c1, *args)
         except (TypeError, ValueError) as e:
             raise type(e)(f"yolo-attn: {where} with {c1} input channels: {e}") from None
-        if getattr(layer, "c2", c1) != c1:
-            raise ValueError(f"yolo-attn: {where}: a YAML row's output channels equal its input ({c1}); drop c2.")
-        return layer
 
 
 def _factory(layer: type[nn.Module]) -> type[_YamlFactory]:
@@ -82,7 +82,7 @@ def _factory(layer: type[nn.Module]) -> type[_YamlFactory]:
 
 def _bind_names(tasks) -> None:
     global _parse_model_code
-    _parse_model_code = getattr(tasks.parse_model, "__wrapped__", tasks.parse_model).__code__
+    _parse_model_code = inspect.unwrap(tasks.parse_model).__code__  # through any wrapper (ours, the off-hint)
     for name, layer in registry.layers().items():
         current = vars(tasks).get(name)
         if current is not None and getattr(current, "layer", None) is not layer:
@@ -92,6 +92,41 @@ def _bind_names(tasks) -> None:
             )
         if current is None:
             setattr(tasks, name, _factory(layer))
+
+
+def _explain_row_errors(tasks) -> None:
+    """Make `parse_model` name the YAML row when it fails on one of our rows before our factory runs.
+
+    Ultralytics computes a row's channels (`ch[f]`) before building the layer, so a row reading several layers
+    (`[[-1, 12], 1, SelfAttentionBlock, ...]`) fails inside parse_model with a bare "list indices" TypeError.
+    """
+    original = tasks.parse_model
+    if getattr(original, "_yolo_attn", False):
+        return
+
+    def parse_model(*args, **kwargs):
+        try:
+            return original(*args, **kwargs)
+        except (TypeError, IndexError) as e:
+            if str(e).startswith("yolo-attn:"):
+                raise
+            tb = e.__traceback__
+            while tb is not None and tb.tb_frame.f_code is not _parse_model_code:
+                tb = tb.tb_next
+            loc = tb.tb_frame.f_locals if tb is not None else {}
+            layer = getattr(loc.get("m"), "layer", None)
+            if not (isinstance(loc.get("m"), type) and issubclass(loc["m"], _YamlFactory)):
+                raise
+            f, name = loc.get("f"), layer.__name__
+            raise ValueError(
+                f"yolo-attn: model YAML row {loc.get('i')} [{f}, ..., {name}, {loc.get('args')}]: {name} reads one "
+                f"layer, so 'from' must be a single index, got {f!r} ({type(e).__name__}: {e})."
+            ) from None
+
+    parse_model._yolo_attn = True
+    parse_model.__wrapped__ = original
+    parse_model.__doc__ = original.__doc__
+    tasks.parse_model = parse_model
 
 
 def plugin_classes() -> list[type[nn.Module]]:
@@ -254,7 +289,8 @@ def _check_version() -> None:
     import ultralytics
     from ultralytics.utils import LOGGER
 
-    version = tuple(int(p) for p in ultralytics.__version__.split(".")[:3] if p.isdigit())
+    # Leading digits of each part: "8.5.0rc1" -> (8, 5, 0), which is outside [8.4.190, 8.5.0) as it should be.
+    version = tuple(int(m.group()) for p in ultralytics.__version__.split(".")[:3] if (m := re.match(r"\d+", p)))
     low, high = TESTED_ULTRALYTICS
     if not low <= version < high:
         LOGGER.warning(
@@ -278,6 +314,7 @@ def register() -> None:
         import ultralytics.nn.tasks as tasks
 
         _bind_names(tasks)
+        _explain_row_errors(tasks)
         _allow_safe_load(tasks)
         _install_config_search()
         _install_exact_flops()
