@@ -1,14 +1,16 @@
 """All coupling with Ultralytics lives here: the layers themselves never import it.
 
-`register()` teaches a running Ultralytics four things, once per process:
+`register()` teaches a running Ultralytics, once per process:
 1. YAML names: each registered layer is bound in `ultralytics.nn.tasks`' globals, where `parse_model` looks names
    up. What is bound is a small factory class: `parse_model` passes an unknown layer its YAML args unchanged, so
    the factory reads the input channels of the row from `parse_model`'s own frame and builds the plain layer
-   `Layer(c1, *args)`. Models (and so checkpoints) hold only the plain `yolo_attn` classes.
+   `Layer(c1, *args)`. Models (and so checkpoints) hold only the plain `yolo_attn` classes. Errors name the row.
 2. Safe loading: under `ULTRALYTICS_SAFE_LOAD=1` the plugin's own layer classes join the allow-list, nothing else.
 3. Configs by name: `check_file` falls back to the configs shipped in this package, after Ultralytics' own search
    and the user's files have had their turn.
-4. A warning, once, when the Ultralytics version is outside the tested range.
+4. Exact FLOPs: models whose key/value cap binds only on large maps are profiled at full size, not extrapolated.
+5. Warm start: `BaseModel.load` maps a plain checkpoint's layers around the inserted attention rows.
+6. A warning, once, when the Ultralytics version is outside the tested range.
 """
 
 from __future__ import annotations
