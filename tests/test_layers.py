@@ -287,3 +287,26 @@ def test_same_seed_same_output():
         torch.nn.init.normal_(block.attn.proj.weight)
         outs.append(block.eval()(torch.randn(1, 32, 7, 9)))
     assert torch.equal(*outs)
+
+
+def backward_nodes(t: torch.Tensor) -> set[str]:
+    """Names of every autograd node behind `t`."""
+    seen, stack, names = set(), [t.grad_fn], set()
+    while stack:
+        fn = stack.pop()
+        if fn is None or fn in seen:
+            continue
+        seen.add(fn)
+        names.add(type(fn).__name__)
+        stack.extend(next_fn for next_fn, _ in fn.next_functions)
+    return names
+
+
+@pytest.mark.parametrize("kwargs", [dict(), dict(kv_stride=2), dict(kv_tokens=20)], ids=["qkv", "pooled", "capped"])
+def test_qkv_split_has_no_zero_filling_backward(kwargs):
+    # q/k/v are unbound and the weight split, never indexed or sliced: SelectBackward/SliceBackward would each
+    # zero-fill a full-size gradient and add them up (extra kernels in every training step).
+    layer = Attention2d(64, **kwargs)
+    names = backward_nodes(layer(torch.randn(2, 64, 13, 17)))
+    assert {"UnbindBackward0", "ScaledDotProductFlashAttentionForCpuBackward0"} & names
+    assert not names & {"SelectBackward0", "SliceBackward0"}, names

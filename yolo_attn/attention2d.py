@@ -112,15 +112,19 @@ class Attention2d(nn.Module):
         traced_cap = bool(self.kv_tokens) and torch.jit.is_tracing()
         f = (kv_pool_factor_traced if traced_cap else kv_pool_factor)(H, W, self.kv_stride, self.kv_tokens)
         if not traced_cap and f == 1:
-            qkv = self.qkv(tokens).view(B, H * W, 3, h, d).permute(2, 0, 3, 1, 4)  # (3, B, h, N, d)
-            return qkv[0], qkv[1], qkv[2]
-        w, b = self.qkv.weight, self.qkv.bias
-        q = F.linear(tokens, w[:D], b[:D]).view(B, H * W, h, d).transpose(1, 2)  # (B, h, N, d)
+            # unbind, not qkv[0], qkv[1], qkv[2]: its backward is one stack, where three selects would each
+            # zero-fill a full-size gradient and add it up.
+            q, k, v = self.qkv(tokens).view(B, H * W, 3, h, d).permute(2, 0, 3, 1, 4).unbind(0)  # 3 x (B, h, N, d)
+            return q, k, v
+        # split, not w[:D] / w[D:]: one concatenating backward instead of zero-filled slices summed together.
+        wq, wkv = self.qkv.weight.split((D, 2 * D))
+        bq, bkv = self.qkv.bias.split((D, 2 * D))
+        q = F.linear(tokens, wq, bq).view(B, H * W, h, d).transpose(1, 2)  # (B, h, N, d)
         # count_include_pad=False: border windows average real pixels only, and ONNX AveragePool agrees.
         pooled = avg_pool_ceil(x, f) if traced_cap else F.avg_pool2d(x, f, f, ceil_mode=True, count_include_pad=False)
-        kv = F.linear(pooled.flatten(2).transpose(1, 2), w[D:], b[D:])  # (B, Nk, 2D)
-        kv = kv.view(B, -1, 2, h, d).permute(2, 0, 3, 1, 4)  # (2, B, h, Nk, d)
-        return q, kv[0], kv[1]
+        kv = F.linear(pooled.flatten(2).transpose(1, 2), wkv, bkv)  # (B, Nk, 2D)
+        k, v = kv.view(B, -1, 2, h, d).permute(2, 0, 3, 1, 4).unbind(0)  # 2 x (B, h, Nk, d)
+        return q, k, v
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         B, _, H, W = x.shape
