@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # One lease of the lent GPU machine (2x H100), run from the repository root there:
 #   bash scripts/gpu_session.sh bench     DDP training (issue 11), fused-kernel check, speed/memory benchmark
-#   bash scripts/gpu_session.sh accuracy  the accuracy comparison (issue 8)
+#   bash scripts/gpu_session.sh accuracy  the accuracy comparison (issue 8): both datasets, 30 epochs
+#   bash scripts/gpu_session.sh final     the speed benchmark in interleaved rounds, context set for 60 epochs
+#   bash scripts/gpu_session.sh ctx640    the context set at 640 px
 # Ultralytics and its missing dependencies travel as wheels in .whl/ (see docs/benchmarks.md); yolo-attn is
 # installed like a user would (regular install: the .pth auto-loader lands in site-packages).
 set -uo pipefail
@@ -38,6 +40,13 @@ final)
         --parallel 12 --devices 0,1 --workers 2 --budget "$(left 470)" --out "$OUT/ctx60" > "$OUT/compare.log" 2>&1
     echo "compare exit $?"; grep -E "^\[|^\|" "$OUT/compare.log" | tail -25
     rm -rf "$OUT/ctx60/logs" "$OUT/ctx60/runs"
+    ;;
+ctx640)
+    python3 scripts/compare.py --data context --imgsz 640 --batch 32 --epochs 30 --seeds 0,1,2 \
+        --models yolov8n.yaml configs/yolov8n-attn.yaml configs/yolov8n-attn-p45.yaml \
+        --parallel 9 --devices 0,1 --workers 3 --budget "$(left 250)" --out "$OUT" > "$OUT/compare.log" 2>&1
+    echo "compare exit $?"; grep -E "^\[|^\|" "$OUT/compare.log" | tail -16
+    rm -rf "$OUT/logs" "$OUT/runs"
     ;;
 accuracy)
     python3 scripts/compare.py --data shapes,context --imgsz 320 --batch 32 --epochs 30 --seeds 0,1 \
