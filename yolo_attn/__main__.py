@@ -21,32 +21,14 @@ import warnings
 from pathlib import Path
 
 import yolo_attn
+import yolo_attn_autoload  # stdlib only; shipped beside the package
+from yolo_attn_autoload import ENV_VAR
 
 from . import registry
 from .config import use_fused_attn
-from .integration import CONFIG_DIR, TESTED_ULTRALYTICS
+from .integration import CONFIG_DIR, in_tested_range, tested_range
 
 SITE_FILES = ("yolo_attn-autoload.pth", "yolo_attn-autoload.start")
-ENV_VAR = "YOLO_ATTN_AUTOLOAD"
-_OFF = {"0", "false", "no", "off"}
-
-
-def _version_tuple(version: str) -> tuple[int, ...]:
-    """Leading numeric release parts, e.g. '8.4.190.post1' -> (8, 4, 190)."""
-    parts = []
-    for p in version.split("."):
-        m = re.match(r"\d+", p)
-        if not m:
-            break
-        parts.append(int(m.group()))
-        if m.group() != p:
-            break
-    return tuple(parts)
-
-
-def _fmt_range() -> str:
-    low, high = TESTED_ULTRALYTICS
-    return f">={'.'.join(map(str, low))},<{'.'.join(map(str, high))}"
 
 
 def _home(path: str | os.PathLike | None) -> str:
@@ -65,18 +47,17 @@ def _versions(problems: list[str]) -> list[str]:
     try:
         import ultralytics
     except ImportError as e:
-        problems.append(f"Ultralytics cannot be imported ({e}): pip install 'ultralytics{_fmt_range()}'")
+        problems.append(f"Ultralytics cannot be imported ({e}): pip install 'ultralytics{tested_range()}'")
         lines.append(f"Ultralytics: not importable ({e})")
     else:
-        low, high = TESTED_ULTRALYTICS
         version = ultralytics.__version__
-        ok = low <= _version_tuple(version) < high
+        ok = in_tested_range(version)
         verdict = "in the tested range" if ok else "NOT in the tested range"
-        lines.append(f"Ultralytics {version} at {_home(Path(ultralytics.__file__).parent)}: {verdict} ({_fmt_range()})")
+        lines.append(f"Ultralytics {version} at {_home(Path(ultralytics.__file__).parent)}: {verdict} ({tested_range()})")
         if not ok:
             problems.append(
-                f"Ultralytics {version} is untested (tested: {_fmt_range()}); layers may fail to build. "
-                f"pip install 'ultralytics{_fmt_range()}'"
+                f"Ultralytics {version} is untested (tested: {tested_range()}); layers may fail to build. "
+                f"pip install 'ultralytics{tested_range()}'"
             )
     py = ".".join(map(str, sys.version_info[:3]))
     lines.append(f"torch {torch.__version__}, Python {py} ({_home(sys.executable)})")
@@ -121,7 +102,7 @@ def _fresh_interpreter_probe() -> dict | None:
 
 def _autoload(problems: list[str]) -> list[str]:
     env = os.environ.get(ENV_VAR)
-    enabled = (env or "").strip().lower() not in _OFF
+    enabled = yolo_attn_autoload.enabled()
     found = [(d, [n for n in SITE_FILES if (d / n).is_file()]) for d in _site_dirs()]
     found = [(d, names) for d, names in found if names]
     probe = _fresh_interpreter_probe()

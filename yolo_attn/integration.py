@@ -287,17 +287,39 @@ def packaged_config(file) -> str | None:
     return str(path) if path.is_file() else None
 
 
+def _release(version: str) -> tuple[int, ...]:
+    """Leading numeric release parts: '8.4.190.post1' -> (8, 4, 190), '8.5.0rc1' -> (8, 5, 0)."""
+    parts = []
+    for p in version.split("."):
+        m = re.match(r"\d+", p)
+        if not m:
+            break
+        parts.append(int(m.group()))
+        if m.group() != p:
+            break
+    return tuple(parts)
+
+
+def tested_range() -> str:
+    """The tested Ultralytics versions as a pip specifier, e.g. '>=8.4.190,<8.5.0'."""
+    low, high = TESTED_ULTRALYTICS
+    return f">={'.'.join(map(str, low))},<{'.'.join(map(str, high))}"
+
+
+def in_tested_range(version: str) -> bool:
+    """Whether an Ultralytics version string lies in the tested range (a pre-release of the upper bound does not)."""
+    low, high = TESTED_ULTRALYTICS
+    return low <= _release(version) < high
+
+
 def _check_version() -> None:
     import ultralytics
     from ultralytics.utils import LOGGER
 
-    # Leading digits of each part: "8.5.0rc1" -> (8, 5, 0), which is outside [8.4.190, 8.5.0) as it should be.
-    version = tuple(int(m.group()) for p in ultralytics.__version__.split(".")[:3] if (m := re.match(r"\d+", p)))
-    low, high = TESTED_ULTRALYTICS
-    if not low <= version < high:
+    if not in_tested_range(ultralytics.__version__):
         LOGGER.warning(
-            f"yolo-attn {_plugin_version()} is tested with ultralytics>={'.'.join(map(str, low))},"
-            f"<{'.'.join(map(str, high))}; found {ultralytics.__version__}. Layers may fail to build."
+            f"yolo-attn {_plugin_version()} is tested with ultralytics{tested_range()}; "
+            f"found {ultralytics.__version__}. Layers may fail to build."
         )
 
 
