@@ -4,10 +4,13 @@ For each model, in one process:
   info      params and GFLOPs at 640 (Ultralytics' get_flops)                                    (always)
   train     AMP (fp16 autocast + GradScaler) training step = forward + Ultralytics' detection loss + backward
             + SGD step (grad-clip 10 and unscale as Ultralytics' trainer), random images and a fixed set of random
-            boxes; median of --train-steps after --train-warmup; images/s and peak memory per --train-sizes.
+            boxes. Every model's step stays resident and the models are interleaved step by step (--rounds rounds
+            of --train-steps steps, order reversed every other round): images/s of the median step, the range of
+            the per-round ratio to the first model, peak memory, and the step's GPU time (summed kernel time from
+            torch.profiler: its cost when the GPU, not the host, is the limit).
             Like `yolo train` defaults: channels_last on CUDA, deterministic mode (warn_only) on.
   latency   fp16 inference (model.fuse().half().eval(), inference_mode, like Ultralytics predict) at
-            --latency-batches, eager, synchronised per call (true latency), median.
+            --latency-batches, eager, synchronised per call, models interleaved call by call; median.
   cudagraph batch-1 latency of a torch.cuda.CUDAGraph capture of the same eval forward (CUDA only).
   compile   batch-1 latency under torch.compile(mode=--compile-mode) (only with --compile: compiling is slow).
   hires     fp16 batch-1 latency and peak memory at --hires-sizes (on by default on CUDA; --no-hires to skip).
@@ -20,7 +23,10 @@ Output: progress lines, then compact Markdown tables (the end of stdout); full J
 
   python scripts/benchmark.py                                   # the default 7 models, all sections
   python scripts/benchmark.py yolov8n.yaml configs/yolov8n-attn.yaml --sections train,latency
+  python scripts/benchmark.py configs/yolov8n-attn.yaml configs/yolov8n-attn.yaml:head_dim=32,kv_tokens=1600
+                                                                # variants: SelfAttentionBlock args overridden
   python scripts/benchmark.py --profile configs/yolov8n-attn.yaml   # top CUDA kernels of one training step
+  python scripts/benchmark.py --profile configs/yolov8n-attn.yaml --profile-infer   # ... of one eval forward
   python scripts/benchmark.py --device cpu --quick                  # CPU smoke test
 """
 
@@ -53,6 +59,9 @@ import ultralytics.nn.tasks  # noqa: E402,F401  (before yolo_attn: registration 
 import yolo_attn  # noqa: E402
 from yolo_attn.integration import register  # noqa: E402
 
+sys.path.insert(0, str(REPO / "scripts"))
+import variants  # noqa: E402
+
 register()  # idempotent; makes sure get_flops / config search / YAML names are in place
 from ultralytics.cfg import get_cfg  # noqa: E402
 from ultralytics.nn.tasks import DetectionModel  # noqa: E402
@@ -60,6 +69,7 @@ from ultralytics.utils import DEFAULT_CFG  # noqa: E402
 from ultralytics.utils import torch_utils  # noqa: E402  (torch_utils.get_flops read at call time: yolo_attn wraps it)
 
 GiB = 1024**3
+VARIANT_DIR = Path(os.environ.get("TMPDIR", "/tmp")) / "yolo_attn_bench_variants"
 DEFAULT_MODELS = [
     "yolov8n.yaml",
     "configs/yolov8n-attn.yaml",
@@ -96,7 +106,7 @@ def error_text(e: BaseException) -> str:
 
 
 def name_of(cfg: str) -> str:
-    return Path(cfg).name.removesuffix(".yaml").removesuffix(".yml")
+    return variants.label(cfg)
 
 
 def parse_sizes(text: str) -> list[tuple[int, int]]:
@@ -174,10 +184,9 @@ def set_deterministic(on: bool):
 
 
 # ------------------------------------------------------------------------------------------------- model pieces
-def build(cfg: str) -> nn.Module:
-    if not Path(cfg).exists() and (REPO / cfg).exists():  # configs/... given relative to the repository
-        cfg = str(REPO / cfg)
-    model = DetectionModel(cfg, nc=80, verbose=False)
+def build(spec: str) -> nn.Module:
+    """A DetectionModel from a YAML or a variant spec (`configs/yolov8n-attn.yaml:head_dim=64`, see variants.py)."""
+    model = DetectionModel(variants.materialize(spec, VARIANT_DIR), nc=80, verbose=False)
     model.args = get_cfg(DEFAULT_CFG)  # hyperparameters the loss reads (box, cls, dfl gains)
     return model
 
@@ -307,12 +316,27 @@ class Bench:
         clear_detect_cache(base)
         return {"params_M": p / 1e6, "gflops": gflops}
 
-    def train(self, base, imgsz, batch) -> dict:
-        a = self.args
-        step = TrainStep(base, self.dev, imgsz, batch, not a.no_amp, self.channels_last_train)
-        self.dev.reset_peak()
-        m = self.dev.measure(step, a.train_warmup, a.train_steps, a.max_sample_s)
-        return {"img_s": batch / (m["ms"] / 1e3), "step_ms": m["ms"], "peak_gib": self.dev.peak_gib(), "steps": m["iters"]}
+    def gpu_step_ms(self, step) -> float | None:
+        """Device time of one training step: the sum of its kernels' durations (torch.profiler), launch gaps excluded.
+
+        Unlike wall time this hardly varies between runs, and it is what a step would take if the host could issue
+        kernels as fast as the GPU runs them (a faster CPU, CUDA graphs, compile): the GPU-bound cost.
+        """
+        from torch.autograd import DeviceType
+        from torch.profiler import ProfilerActivity, profile
+
+        try:
+            with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+                step()
+                self.dev.sync()
+            events = prof.events()
+            by_kernels = sum(k.duration for e in events for k in (getattr(e, "kernels", None) or []))
+            by_device = sum(e.time_range.elapsed_us() for e in events if e.device_type == DeviceType.CUDA)
+            us = max(by_kernels, by_device)
+            return us / 1e3 if us else None
+        except Exception as e:  # noqa: BLE001 - a profiler quirk must not cost the timing results
+            log(f"  [train] GPU time not measured: {error_text(e)}")
+            return None
 
     def latency(self, model, imgsz, batch, iters, warmup) -> dict:
         x = rand_image(batch, imgsz, self.dev)
@@ -382,14 +406,10 @@ class Bench:
         t0 = time.perf_counter()
         log(f"\n== section {sec}  [elapsed {self.elapsed():.0f}s]")
         for name, base in bases.items():
-            if sec == "train":
+            if sec in ("train", "latency"):
                 continue  # measured below, interleaved across models
             jobs = []  # (key, fn(model) -> dict, need_s)
-            if sec == "latency":
-                for b in self.latency_batches:
-                    jobs.append((f"lat@{a.latency_imgsz}b{b}", lambda m, b=b: self.latency(
-                        m, a.latency_imgsz, b, a.latency_iters, a.latency_warmup), 0))
-            elif sec == "hires":
+            if sec == "hires":
                 for s in self.hires_sizes:
                     jobs.append((f"hires@{s}", lambda m, s=s: self.latency(m, s, 1, a.hires_iters, a.hires_warmup), 0))
             elif sec == "cudagraph":
@@ -415,42 +435,129 @@ class Bench:
             self.dev.cleanup()
         if sec == "train":
             self.train_rounds(bases)
+        if sec == "latency":
+            self.latency_rounds(bases)
         self.save()
         log(f"== section {sec} done in {time.perf_counter() - t0:.0f}s  [elapsed {self.elapsed():.0f}s]")
 
     def train_rounds(self, bases: dict):
-        """Time training in --rounds rounds, model order reversed every other round, and keep each model's median.
+        """Time training with every model's step resident, interleaved: --rounds rounds of --train-steps steps each,
+        model order reversed every other round; each model's figure is the median step over all rounds.
 
-        One pass in a fixed order lets clock ramp-up, allocator growth and autotuning land on whichever model comes
-        first; alternating the order and taking the median over rounds cancels that drift. The spread over rounds
-        is kept, so a ratio can be judged against the noise.
+        Timing models one after another lets clock ramp-up, host jitter and allocator growth land on whichever model
+        runs in a slow stretch; interleaving short stretches spreads that over every model alike. The spread of the
+        per-round medians is kept, so a ratio can be judged against the noise. Peak memory is each model's own:
+        measured while it warms up, minus what the other (idle) steps hold.
         """
         a = self.args
-        names = list(bases)
         set_deterministic(a.deterministic)
         try:
-            rounds = {}
-            for rnd in range(a.rounds):
-                for name in names if rnd % 2 == 0 else names[::-1]:
-                    for imgsz, batch in self.train_sizes:
-                        key = f"train@{imgsz}b{batch}"
-                        res = self.run(name, "train", key, self.train, bases[name], imgsz, batch)
-                        rounds.setdefault((name, key), []).append(res)
-            for (name, key), results in rounds.items():
-                ok = [r for r in results if "img_s" in r]
-                if not ok:
-                    continue
-                img_s = [r["img_s"] for r in ok]
-                self.results["models"][name][key] = {
-                    "img_s": statistics.median(img_s),
-                    "img_s_min": min(img_s),
-                    "img_s_max": max(img_s),
-                    "step_ms": statistics.median(r["step_ms"] for r in ok),
-                    "peak_gib": max((r["peak_gib"] for r in ok if r["peak_gib"] is not None), default=None),
-                    "rounds": len(ok),
-                }
+            for imgsz, batch in self.train_sizes:
+                key = f"train@{imgsz}b{batch}"
+                steps, peaks = {}, {}
+                for name, base in bases.items():
+                    def setup(name=name, base=base):
+                        before = torch.cuda.memory_allocated(self.dev.device) if self.dev.cuda else 0
+                        self.dev.reset_peak()
+                        st = TrainStep(base, self.dev, imgsz, batch, not a.no_amp, self.channels_last_train)
+                        for _ in range(max(1, a.train_warmup)):
+                            st()
+                        self.dev.sync()
+                        peak = (torch.cuda.max_memory_allocated(self.dev.device) - before) / GiB if self.dev.cuda else None
+                        steps[name], peaks[name] = st, peak
+                        return {"peak_gib": peak, "warmup_steps": max(1, a.train_warmup)}
+                    self.run(name, "train", key, setup)
+                stats = self.interleaved(steps, a.rounds, a.train_steps, f"[train] {key}")
+                base_rounds = next(iter(stats.values()))["round_ms"] if stats else []
+                for name, st in stats.items():
+                    ms, round_ms = st["ms"], st["round_ms"]
+                    ratios = [b / m for b, m in zip(base_rounds, round_ms)]  # throughput ratio, round by round
+                    gpu_ms = self.gpu_step_ms(steps[name]) if self.dev.cuda else None
+                    self.results["models"][name][key] = {
+                        "img_s": batch / (ms / 1e3),
+                        "img_s_min": min(batch / (m / 1e3) for m in round_ms),
+                        "img_s_max": max(batch / (m / 1e3) for m in round_ms),
+                        "ratio_min": min(ratios),
+                        "ratio_max": max(ratios),
+                        "step_ms": ms,
+                        "round_ms": round_ms,
+                        "gpu_ms": gpu_ms,
+                        "peak_gib": peaks[name],
+                        "rounds": len(round_ms),
+                        "steps": st["n"],
+                    }
+                    log(f"  [train] {name} {key}: {fmt_value(self.results['models'][name][key])} "
+                        f"(per-round ratio {min(ratios):.2f}-{max(ratios):.2f})")
+                del steps
+                self.dev.cleanup()
         finally:
             set_deterministic(False)
+
+    def interleaved(self, calls: dict, rounds: int, per_round: int, what: str) -> dict:
+        """Time `calls` (name -> zero-argument callable) interleaved call by call: `rounds` rounds of `per_round`
+        calls of each, order reversed every other round, garbage collection between rounds only.
+
+        Host-speed swings slower than one pass over the models hit every model alike, so ratios survive them.
+        Returns name -> {"ms": median of all calls, "round_ms": the median of each round, "n": calls timed}.
+        """
+        times: dict = {name: [] for name in calls}
+        order = list(calls)
+        for rnd in range(rounds):
+            if self.over_budget():
+                log(f"  {what}: --budget-s reached after {rnd} rounds")
+                break
+            this_round: dict = {name: [] for name in calls}
+            gc.collect()
+            gc.disable()
+            try:
+                for _ in range(per_round):
+                    for name in order if rnd % 2 == 0 else order[::-1]:
+                        this_round[name].append(self.dev.time_ms(calls[name]))
+            finally:
+                gc.enable()
+            for name, t in this_round.items():
+                times[name].append(t)
+        return {name: {"ms": statistics.median(t for r in rs for t in r), "round_ms": [statistics.median(r) for r in rs],
+                       "n": sum(map(len, rs))} for name, rs in times.items() if rs}
+
+    def latency_rounds(self, bases: dict):
+        """Latency per batch size: each model's peak memory alone, then timing interleaved call by call over
+        --rounds rounds (order reversed every other round), median over all calls.
+
+        Eager batch-1 latency is bound by the host issuing kernels, so it drifts with host load; interleaving puts
+        every model through the same stretches, as train_rounds does for training.
+        """
+        a = self.args
+        per_round = max(1, a.latency_iters // a.rounds)
+        for b in self.latency_batches:
+            key = f"lat@{a.latency_imgsz}b{b}"
+            x = rand_image(b, a.latency_imgsz, self.dev)
+            models = {}
+            for name, base in bases.items():
+                def setup(name=name, base=base):
+                    # Its own peak: weights, input and activations, not the models set up before it.
+                    others = torch.cuda.memory_allocated(self.dev.device) - x.nbytes if self.dev.cuda else 0
+                    m = inference_model(base, self.dev)
+                    self.dev.reset_peak()
+                    with torch.inference_mode():
+                        for _ in range(max(1, a.latency_warmup)):
+                            m(x)
+                    self.dev.sync()
+                    models[name] = m
+                    peak = (torch.cuda.max_memory_allocated(self.dev.device) - others) / GiB if self.dev.cuda else None
+                    return {"peak_gib": peak}
+                self.run(name, "latency", key, setup)
+            with torch.inference_mode():
+                calls = {name: (lambda m=m: m(x)) for name, m in models.items()}
+                stats = self.interleaved(calls, a.rounds, per_round, f"[latency] {key}")
+            base_rounds = next(iter(stats.values()))["round_ms"] if stats else []
+            for name, st in stats.items():
+                ratios = [m / b for b, m in zip(base_rounds, st["round_ms"])]  # time ratio, round by round
+                r = self.results["models"][name][key]
+                r.update(ms=st["ms"], ratio_min=min(ratios), ratio_max=max(ratios), iters=st["n"])
+                log(f"  [latency] {name} {key}: {fmt_value(r)} (per-round ratio {min(ratios):.2f}-{max(ratios):.2f})")
+            del models, x
+            self.dev.cleanup()
 
     def main(self) -> int:
         a = self.args
@@ -492,7 +599,7 @@ def fmt_value(r: dict) -> str:
     if "error" in r:
         return r["error"]
     parts = []
-    for k in ("params_M", "gflops", "img_s", "step_ms", "ms", "peak_gib", "compile_s", "max_abs_diff_vs_eager"):
+    for k in ("params_M", "gflops", "img_s", "step_ms", "gpu_ms", "ms", "peak_gib", "compile_s", "max_abs_diff_vs_eager"):
         if r.get(k) is not None:
             v = r[k]
             parts.append(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}")
@@ -543,6 +650,12 @@ def targets(bench) -> list[tuple]:
         t.append(("train@640 >=0.95 (P4+P5)", tr[640], "img_s", True, 0.95, p45))
     if 1280 in tr:
         t.append(("train@1280 >=0.85", tr[1280], "img_s", True, 0.85, main_attn))
+    if bench.dev.cuda:  # the same targets on GPU time: the ratio a host that keeps up with the GPU would see
+        if 640 in tr:
+            t.append(("GPU-bound train@640 >=0.90", tr[640], "gpu_ms", False, 1 / 0.90, main_attn))
+            t.append(("GPU-bound @640 >=0.95 (P4+P5)", tr[640], "gpu_ms", False, 1 / 0.95, p45))
+        if 1280 in tr:
+            t.append(("GPU-bound train@1280 >=0.85", tr[1280], "gpu_ms", False, 1 / 0.85, main_attn))
     for s in tr:
         t.append((f"train mem@{s} <=1.15", tr[s], "peak_gib", False, 1.15, lambda n: True))
     lat = {b: f"lat@{a.latency_imgsz}b{b}" for b in bench.latency_batches}
@@ -574,15 +687,22 @@ def report(bench) -> str:
     # Cost + train
     hdr = ["model", "params M", "GFLOPs@640"]
     for s, b in bench.train_sizes:
-        hdr += [f"train img/s @{s} b{b}", f"peak GiB @{s}"]
+        hdr += [f"train img/s @{s} b{b}", f"GPU ms/step @{s}", f"peak GiB @{s}"]
     rows = []
     for n in names:
         row = [n, cell(models, n, base, "info", "params_M"), cell(models, n, base, "info", "gflops")]
         for s, b in bench.train_sizes:
-            row += [cell(models, n, base, f"train@{s}b{b}", "img_s"),
+            lo, hi = (get(models, n, f"train@{s}b{b}", f) for f in ("ratio_min", "ratio_max"))
+            spread = f" [{lo:.2f}–{hi:.2f}]" if isinstance(lo, float) and isinstance(hi, float) and n != base else ""
+            gpu = cell(models, n, base, f"train@{s}b{b}", "gpu_ms")
+            row += [cell(models, n, base, f"train@{s}b{b}", "img_s") + spread,
+                    gpu if gpu != "-" else "n/a",
                     cell(models, n, base, f"train@{s}b{b}", "peak_gib")]
         rows.append(row)
-    L += ["### Cost and training step"] + table(hdr, rows) + [""]
+    L += ["### Cost and training step",
+          "img/s: median wall step, all models interleaved step by step; [range of the per-round ratio]. GPU ms/step:"
+          " the step's kernel time (profiler), i.e. its cost when the GPU, not the host, is the limit."]
+    L += table(hdr, rows) + [""]
     # Latency
     inf_cols = [(f"lat@{a.latency_imgsz}b{b}", "ms", f"b{b} ms") for b in bench.latency_batches]
     if bench.latency_batches:
@@ -593,8 +713,16 @@ def report(bench) -> str:
     if "compile" in bench.sections:
         inf_cols += [(f"compile@{a.latency_imgsz}b1", "ms", "b1 compiled ms"), (f"compile@{a.latency_imgsz}b1", "compile_s", "compile s")]
     if "latency" in bench.sections or "cudagraph" in bench.sections or "compile" in bench.sections:
-        rows = [[n] + [cell(models, n, base, k, f) for k, f, _ in inf_cols] for n in names]
-        L += [f"### {'fp16' if bench.dev.cuda else 'fp32'} inference latency @{a.latency_imgsz}px, fused, ms"] + table(["model"] + [h for *_, h in inf_cols], rows) + [""]
+        def lat_cell(n, k, f):
+            c = cell(models, n, base, k, f)
+            lo, hi = get(models, n, k, "ratio_min"), get(models, n, k, "ratio_max")
+            if f == "ms" and n != base and isinstance(lo, float) and isinstance(hi, float):
+                c += f" [{lo:.2f}–{hi:.2f}]"
+            return c
+
+        rows = [[n] + [lat_cell(n, k, f) for k, f, _ in inf_cols] for n in names]
+        L += [f"### {'fp16' if bench.dev.cuda else 'fp32'} inference latency @{a.latency_imgsz}px, fused, ms "
+              "(eager: median call, models interleaved; [range of the per-round ratio])"] + table(["model"] + [h for *_, h in inf_cols], rows) + [""]
     # Hires
     if "hires" in bench.sections and bench.hires_sizes:
         hdr = ["model"]
@@ -621,7 +749,8 @@ def report(bench) -> str:
             else:
                 r = v / b
                 ok = r >= limit if higher else r <= limit
-                row.append(f"{'PASS' if ok else 'MISS'} {r:.2f}")
+                shown = b / v if field == "gpu_ms" else r  # GPU time shown as a throughput ratio, like img/s
+                row.append(f"{'PASS' if ok else 'MISS'} {shown:.2f}")
         rows.append(row)
     if rows and tg:
         L += [f"### Targets vs {ref} (ratio; PASS/MISS)"] + table(["model"] + [t[0] for t in tg], rows) + [""]
@@ -656,10 +785,21 @@ def profile_mode(args) -> int:
     cfg = args.profile
     imgsz, batch = parse_sizes(args.train_sizes)[0]
     log("# yolo-attn benchmark --profile  " + "  ".join(f"{k}={v}" for k, v in env.items()))
-    log(f"# {cfg}: one AMP training step at {imgsz}px batch {batch}")
     channels_last = {"auto": dev.cuda, "on": True, "off": False}[args.channels_last]
-    set_deterministic(args.deterministic)
-    step = TrainStep(build(cfg), dev, imgsz, batch, not args.no_amp, channels_last)
+    if args.profile_infer:  # one fused eval forward, as the latency section times it
+        log(f"# {cfg}: one {'fp16' if dev.cuda else 'fp32'} eval forward at {imgsz}px batch {batch}")
+
+        class step:  # noqa: N801 - a callable with .model, like TrainStep
+            model = inference_model(build(cfg), dev)
+            x = rand_image(batch, imgsz, dev)
+
+            def __new__(cls):
+                with torch.inference_mode():
+                    cls.model(cls.x)
+    else:
+        log(f"# {cfg}: one AMP training step at {imgsz}px batch {batch}")
+        set_deterministic(args.deterministic)
+        step = TrainStep(build(cfg), dev, imgsz, batch, not args.no_amp, channels_last)
 
     # A record_function range around each top-level yolo_attn module's forward.
     open_ranges: dict[int, list] = {}
@@ -680,6 +820,7 @@ def profile_mode(args) -> int:
     for _ in range(max(1, args.train_warmup)):
         step()
     dev.sync()
+    wall_ms = statistics.median(dev.time_ms(step) for _ in range(max(3, args.train_steps)))  # hooks on, profiler off
     acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if dev.cuda else [])
     with profile(activities=acts) as prof:
         step()
@@ -744,8 +885,10 @@ def profile_mode(args) -> int:
             p["bwd_us"] += sum(u for _, u in work)
     attn_kernels = sorted({n for n in totals if any(s in n.lower() for s in ("flash", "fmha", "efficient", "cudnn", "sdpa", "attention"))})
 
-    L = [f"## Profile of one training step: {name_of(cfg)} @{imgsz}px b{batch} ({env['device']}, torch {env['torch']})", "",
-         f"Total {unit} time {grand / 1e3:.2f} ms over {sum(v[0] for v in totals.values())} {unit}s.", "",
+    what = "fp16 eval forward" if args.profile_infer else "training step"
+    L = [f"## Profile of one {what}: {name_of(cfg)} @{imgsz}px b{batch} ({env['device']}, torch {env['torch']})", "",
+         f"Total {unit} time {grand / 1e3:.2f} ms over {sum(v[0] for v in totals.values())} {unit}s; the step takes "
+         f"{wall_ms:.2f} ms wall (median, no profiler), so the device is busy {100 * grand / 1e3 / wall_ms:.0f}% of it.", "",
          f"### Top 25 {unit}s by total time"]
     L += table(["#", "name", "calls", "total ms", "%"],
                [[str(i + 1), short(n, 110), str(c), f"{us / 1e3:.3f}", f"{100 * us / grand:.1f}"] for i, (n, (c, us)) in enumerate(top)])
@@ -766,7 +909,7 @@ def profile_mode(args) -> int:
     (out_dir / f"{stem}.md").write_text(md)
     (out_dir / f"{stem}.json").write_text(json.dumps(
         {"env": env, "args": vars(args), "top": [{"name": n, "calls": c, "us": us} for n, (c, us) in top],
-         "modules": per_mod, "total_us": grand, "attention_kernels": attn_kernels}, indent=2, default=str))
+         "modules": per_mod, "total_us": grand, "wall_ms": wall_ms, "attention_kernels": attn_kernels}, indent=2, default=str))
     log("\n" + md)
     return 0
 
@@ -782,6 +925,7 @@ def env_header(dev: Dev, args) -> dict:
         "ultralytics": ultralytics.__version__,
         "yolo_attn": getattr(yolo_attn, "__version__", "n/a"),
         "python": platform.python_version(),
+        "sdpa": args.sdpa,
     }
 
 
@@ -792,9 +936,9 @@ def parse_args(argv=None):
     p.add_argument("--quick", action="store_true", help="tiny sizes, 1-2 steps, 3 models: a smoke test")
     p.add_argument("--sections", default="train,latency,cudagraph,hires", help=f"comma list of {ALL_SECTIONS}")
     p.add_argument("--train-sizes", default=None, help="imgsz:batch list (default 640:32,1280:8)")
-    p.add_argument("--train-steps", type=int, default=None, help="timed steps (default 10)")
+    p.add_argument("--train-steps", type=int, default=None, help="timed steps per model per round (default 8)")
     p.add_argument("--train-warmup", type=int, default=None, help="warm-up steps (default 3)")
-    p.add_argument("--rounds", type=int, default=3, help="train timing rounds, order reversed each round (median)")
+    p.add_argument("--rounds", type=int, default=None, help="interleaved train timing rounds, order reversed each round (default 6)")
     p.add_argument("--latency-imgsz", type=int, default=None, help="default 640")
     p.add_argument("--latency-batches", default=None, help="default 1,32")
     p.add_argument("--latency-iters", type=int, default=None, help="default 50")
@@ -817,12 +961,16 @@ def parse_args(argv=None):
     p.add_argument("--profile", metavar="MODEL", default=None,
                    help="only profile one training step of MODEL (at the first --train-sizes entry)")
     p.add_argument("--trace", action="store_true", help="with --profile: also write a Chrome trace")
+    p.add_argument("--profile-infer", action="store_true", help="with --profile: an eval forward, not a training step")
+    p.add_argument("--sdpa", choices=("default", "flash", "efficient", "cudnn"), default="default",
+                   help="SDPA backend: default = torch's choice; else only that one (and the math fallback) enabled")
     p.add_argument("--out", default=os.environ.get("OUT") or "bench_out")
     a = p.parse_args(argv)
     q = a.quick
     defaults = {
         "train_sizes": "64:2,96:1" if q else "640:32,1280:8",
-        "train_steps": 1 if q else 30,
+        "train_steps": 1 if q else 8,
+        "rounds": 1 if q else 6,
         "train_warmup": 1 if q else 3,
         "latency_imgsz": 64 if q else 640,
         "latency_batches": "1,2" if q else "1,32",
@@ -848,6 +996,10 @@ def main(argv=None) -> int:
     if args.deterministic:  # read when cuBLAS starts: set before any CUDA work, as `yolo train` effectively does
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     warnings.filterwarnings("ignore", message=".*deterministic.*")  # warn_only noise from deterministic mode
+    if args.sdpa != "default":
+        chosen = {"flash": "flash", "efficient": "mem_efficient", "cudnn": "cudnn"}[args.sdpa]
+        for b in ("flash", "mem_efficient", "cudnn"):
+            getattr(torch.backends.cuda, f"enable_{b}_sdp")(b == chosen)
     if args.profile:
         return profile_mode(args)
     bench = Bench(args)

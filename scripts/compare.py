@@ -42,6 +42,8 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "scripts"))
+import variants  # noqa: E402  (model specs with SelfAttentionBlock arguments overridden)
 DEFAULT_MODELS = [
     "yolov8n.yaml",
     "configs/yolov8n-attn.yaml",
@@ -226,7 +228,7 @@ def default_devices() -> str:
 def model_labels(models: list[str]) -> list[str]:
     labels, seen = [], {}
     for m in models:
-        s = Path(m).stem
+        s = variants.label(m)
         seen[s] = seen.get(s, 0) + 1
         labels.append(s if seen[s] == 1 else f"{s}#{seen[s]}")
     return labels
@@ -388,7 +390,8 @@ def plot(summary: dict, path: Path, a: argparse.Namespace) -> None:
 # ---------------------------------------------------------------------------------------------------- main
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--models", nargs="+", default=DEFAULT_MODELS, help="model YAMLs (names or paths)")
+    p.add_argument("--models", nargs="+", default=DEFAULT_MODELS,
+                   help="model YAMLs (names or paths), or variants: configs/yolov8n-attn.yaml:head_dim=64,kv_tokens=400")
     p.add_argument("--data", default="shapes", help="comma list of shapes | context | path/to/data.yaml")
     p.add_argument("--datasets-dir", default="datasets", help="where embedded datasets are built (default ./datasets)")
     p.add_argument("--n-train", type=int, default=None, help="embedded dataset: train images (builder default)")
@@ -423,6 +426,8 @@ def main(argv: list[str] | None = None) -> int:
     seeds = [int(s) for s in a.seeds.split(",") if s.strip()]
     devices = [d.strip() for d in (a.devices or default_devices()).split(",") if d.strip()]
     labels = model_labels(a.models)
+    # Variant specs become YAML files in the output folder, which every run (and a reader) can open.
+    a.models = [variants.materialize(m, out / "configs") if variants.split_spec(m)[1] else m for m in a.models]
     threads = a.threads or max(1, (os.cpu_count() or 1) // max(1, a.parallel))
     extra = parse_overrides(a.extra)
 

@@ -1,0 +1,57 @@
+"""The benchmark tooling: variant specs and a CPU smoke run of scripts/benchmark.py."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from ultralytics.nn.tasks import DetectionModel
+
+from yolo_attn import SelfAttentionBlock
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "scripts"))
+import variants  # noqa: E402
+
+
+def test_spec_parsing_and_labels():
+    assert variants.split_spec("yolov8n.yaml") == ("yolov8n.yaml", {})
+    path, over = variants.split_spec("configs/yolov8n-attn.yaml:head_dim=16,kv_tokens=100,pos=False,type=efficient")
+    assert path == "configs/yolov8n-attn.yaml"
+    assert over == {"head_dim": 16, "kv_tokens": 100, "pos": False, "type": "efficient"}
+    assert variants.label("configs/yolov8n-attn.yaml:head_dim=16") == "yolov8n-attn[head_dim=16]"
+    with pytest.raises(SystemExit, match="unknown SelfAttentionBlock argument 'heads'"):
+        variants.split_spec("configs/yolov8n-attn.yaml:heads=2")
+
+
+def test_materialized_variant_builds_with_every_row_overridden(tmp_path):
+    path = variants.materialize("configs/yolov8n-attn.yaml:head_dim=16,kv_tokens=100", tmp_path)
+    assert Path(path).parent == tmp_path and "yolov8n" in Path(path).name  # scale still read from the name
+    model = DetectionModel(path, verbose=False)
+    blocks = [m for m in model.modules() if isinstance(m, SelfAttentionBlock)]
+    assert len(blocks) == 3
+    assert all(b.attn.head_dim == 16 and b.attn.kv_tokens == 100 for b in blocks)
+    assert blocks[0].c1 == 64  # scale n widths: the override did not change the scale
+    assert variants.materialize("yolov8n.yaml", tmp_path) == "yolov8n.yaml"  # no override: the config itself
+    with pytest.raises(SystemExit, match="has no such row"):
+        variants.materialize("yolov8n.yaml:head_dim=16", tmp_path)
+
+
+def test_benchmark_cpu_smoke_run_interleaves_and_reports(tmp_path):
+    out = tmp_path / "bench"
+    cmd = [sys.executable, str(REPO / "scripts" / "benchmark.py"), "--device", "cpu", "--quick",
+           "--sections", "train,latency", "--rounds", "2", "--train-sizes", "64:2", "--latency-batches", "1",
+           "yolov8n.yaml", "configs/yolov8n-attn.yaml:head_dim=16", "--out", str(out)]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    models = json.loads((out / "benchmark.json").read_text())["models"]
+    assert list(models) == ["yolov8n", "yolov8n-attn[head_dim=16]"]
+    for m in models.values():
+        train, lat = m["train@64b2"], m["lat@64b1"]
+        assert train["rounds"] == 2 and train["steps"] == 2 and train["img_s"] > 0  # 1 step per round (--quick)
+        assert lat["ms"] > 0 and lat["iters"] >= 2
+    assert models["yolov8n"]["train@64b2"]["ratio_min"] == 1.0  # per-round ratios are against the first model
+    assert "| yolov8n-attn[head_dim=16] |" in (out / "benchmark.md").read_text()
