@@ -45,7 +45,8 @@ def reference_attention2d(layer: Attention2d, x: torch.Tensor) -> torch.Tensor:
         x = x + build_sincos2d_pos_embed(H, W, C, dtype=torch.float64)
     f = kv_pool_factor(H, W, layer.kv_stride, layer.kv_tokens)
     xk = reference_pool(x, f) if f > 1 else x
-    w, b = layer.qkv.weight.double(), layer.qkv.bias.double()
+    w = layer.qkv.weight.double()
+    b = torch.zeros(len(w), dtype=torch.float64) if layer.qkv.bias is None else layer.qkv.bias.double()
     D, h, d = layer.dim, layer.num_heads, layer.head_dim
     q = x.flatten(2).transpose(1, 2) @ w[:D].T + b[:D]  # (B, N, D)
     k = xk.flatten(2).transpose(1, 2) @ w[D : 2 * D].T + b[D : 2 * D]
@@ -53,7 +54,7 @@ def reference_attention2d(layer: Attention2d, x: torch.Tensor) -> torch.Tensor:
     split = lambda t: t.reshape(B, -1, h, d).transpose(1, 2)  # noqa: E731  (B, h, N, d)
     attn = torch.softmax(split(q) @ split(k).transpose(-1, -2) / math.sqrt(d), dim=-1)
     out = (attn @ split(v)).transpose(1, 2).reshape(B, H * W, D)
-    out = out @ layer.proj.weight.double().T + layer.proj.bias.double()
+    out = out @ layer.proj.weight.double().T + (0 if layer.proj.bias is None else layer.proj.bias.double())
     return out.transpose(1, 2).reshape(B, -1, H, W)
 
 
@@ -104,6 +105,8 @@ def test_sequence_layers_shapes():
         dict(kv_stride=3, pos=False),
         dict(kv_tokens=20),  # cap binds: 13x17 -> pooled
         dict(head_dim=16, kv_stride=2, kv_tokens=12),
+        dict(qkv_bias=False, proj_bias=False),  # as in SelfAttentionBlock
+        dict(kv_tokens=20, qkv_bias=False, proj_bias=False),
     ],
     ids=lambda k: ",".join(f"{a}={b}" for a, b in k.items()) or "global",
 )
@@ -137,12 +140,14 @@ def test_pooling_matches_reference_at_odd_sizes():
 
 
 def test_kv_pool_factor_caps_tokens():
-    assert kv_pool_factor(80, 80, 1, 1600) == 2  # P3 at 640 px with the shipped cap
-    assert kv_pool_factor(40, 40, 1, 1600) == 1  # cap does not bind: exact global attention
-    for h, w in [(1024, 1024), (13, 17), (999, 3), (4096, 4096)]:
-        f = kv_pool_factor(h, w, 1, 1600)
-        assert math.ceil(h / f) * math.ceil(w / f) <= 1600
-        assert f == 1 or math.ceil(h / (f - 1)) * math.ceil(w / (f - 1)) > 1600  # the smallest such factor
+    assert kv_pool_factor(80, 80, 1, 400) == 4  # P3 at 640 px with the shipped cap
+    assert kv_pool_factor(40, 40, 1, 400) == 2  # P4 at 640 px
+    assert kv_pool_factor(20, 20, 1, 400) == 1  # cap does not bind: exact global attention
+    for cap in (400, 1600):
+        for h, w in [(1024, 1024), (13, 17), (999, 3), (4096, 4096), (44, 44)]:
+            f = kv_pool_factor(h, w, 1, cap)
+            assert math.ceil(h / f) * math.ceil(w / f) <= cap
+            assert f == 1 or math.ceil(h / (f - 1)) * math.ceil(w / (f - 1)) > cap  # the smallest such factor
     assert kv_pool_factor(80, 80, 2, 0) == 2
 
 
@@ -310,3 +315,21 @@ def test_qkv_split_has_no_zero_filling_backward(kwargs):
     names = backward_nodes(layer(torch.randn(2, 64, 13, 17)))
     assert {"UnbindBackward0", "ScaledDotProductFlashAttentionForCpuBackward0"} & names
     assert not names & {"SelectBackward0", "SliceBackward0"}, names
+
+
+def test_block_projections_have_no_biases_and_still_learn():
+    # k/v/output biases are redundant in the block (softmax shift, constant through softmax, BatchNorm after): none
+    # are created, and the zero-initialised block is still an identity that gets a gradient into every weight.
+    block = SelfAttentionBlock(64, "standard", 64, None, None, True, 20)
+    assert block.attn.qkv.bias is None and block.attn.proj.bias is None
+    x = torch.randn(2, 64, 9, 11)
+    assert torch.equal(block(x), x)
+    block(x).square().sum().backward()
+    assert block.attn.proj.weight.grad.abs().sum() > 0  # the zero start moves at step one
+    names = backward_nodes(block(x))
+    assert not {n for n in names if "Sum" in n or "Expand" in n}, names  # no bias-gradient reductions
+
+
+def test_bias_flags_are_validated():
+    with pytest.raises(TypeError, match=r"Attention2d: qkv_bias must be"):
+        Attention2d(64, qkv_bias="no")

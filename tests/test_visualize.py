@@ -111,18 +111,19 @@ def model():
 
     yolo = YOLO(str(CONFIGS / "yolov8n-attn.yaml"))
     block = yolo.model.model[16]
-    assert isinstance(block, SelfAttentionBlock) and block.c1 == 64 and block.attn.num_heads == 2
+    assert isinstance(block, SelfAttentionBlock) and block.c1 == 64 and block.attn.num_heads == 1  # head_dim 64
     sel = [*range(0, 8), *range(16, 24), *range(32, 40), *range(48, 56)]  # sin x, cos x, sin y, cos y
     with torch.no_grad():
         block.norm.weight.zero_()
         block.norm.bias.zero_()
         w = block.attn.qkv.weight
         w.zero_()
-        block.attn.qkv.bias.zero_()
-        for h in range(2):
+        assert block.attn.qkv.bias is None  # the block's projections have no biases
+        d = block.attn.head_dim
+        for h in range(block.attn.num_heads):
             for j, c in enumerate(sel):
-                w[h * 32 + j, c] = 10.0  # q
-                w[64 + h * 32 + j, c] = 10.0  # k
+                w[h * d + j, c] = 10.0  # q
+                w[64 + h * d + j, c] = 10.0  # k
     return yolo
 
 
@@ -205,9 +206,9 @@ def test_list_source_and_summary(model, wide_image):
         for la, ref in zip(rec.layers, single.layers):
             np.testing.assert_allclose(la.weights, ref.weights, atol=1e-4)
     (row16, row24) = summarize_attention(model, [wide_image, wide_image], layers=[16, 24], queries=[(5, 10)], imgsz=96)
-    assert (row16["layer"], row16["map"], row16["keys"], row16["queries"], row16["heads"]) == (16, "8x12", "8x12", 2, 2)
+    assert (row16["layer"], row16["map"], row16["keys"], row16["queries"], row16["heads"]) == (16, "8x12", "8x12", 2, 1)
     assert row16["distance_px"] < 0.5 and row16["norm_entropy"] < 0.05  # its own pixel: distance 0, one key
-    assert row24["keys"] == "2x3" and len(row24["head_entropy"]) == 8
+    assert row24["keys"] == "2x3" and len(row24["head_entropy"]) == 4  # 256 channels / head_dim 64
     np.testing.assert_allclose(row24["entropy"], single.layer(24).entropy.mean(), rtol=1e-4)
 
 

@@ -43,7 +43,7 @@ class Attention2d(nn.Module):
     can tell near from far. Works for any H, W: pooling windows at the border average only real pixels.
 
     Positional signature: `Attention2d(c1, c2=None, head_dim=32, reduction=1, kv_stride=1, kv_tokens=0, pos=True,
-    attn_drop=0.0)`.
+    attn_drop=0.0, qkv_bias=True, proj_bias=True)`.
 
     Args:
         c1 (int): input channels C.
@@ -54,6 +54,8 @@ class Attention2d(nn.Module):
         kv_tokens (int): if > 0, keys/values are pooled further until at most this many remain.
         pos (bool): add a 2-D sine-cosine position encoding (needs c1 divisible by 4).
         attn_drop (float): dropout on attention weights (training only).
+        qkv_bias (bool): bias on the q/k/v projection.
+        proj_bias (bool): bias on the output projection.
 
     Shapes: (B, c1, H, W) -> (B, c2, H, W).
 
@@ -73,6 +75,8 @@ class Attention2d(nn.Module):
         kv_tokens: int = 0,
         pos: bool = True,
         attn_drop: float = 0.0,
+        qkv_bias: bool = True,
+        proj_bias: bool = True,
     ):
         super().__init__()
         name = type(self).__name__
@@ -96,8 +100,8 @@ class Attention2d(nn.Module):
         self.attn_drop = check_float(name, "attn_drop", attn_drop)
         self.fused_attn = use_fused_attn()
         self.pos = PositionalEncoding2d(c1) if pos else None
-        self.qkv = nn.Linear(c1, 3 * self.dim)  # one GEMM for q, k, v; sliced when keys/values are pooled
-        self.proj = nn.Linear(self.dim, self.c2)
+        self.qkv = nn.Linear(c1, 3 * self.dim, bias=check_bool(name, "qkv_bias", qkv_bias))  # one GEMM for q, k, v
+        self.proj = nn.Linear(self.dim, self.c2, bias=check_bool(name, "proj_bias", proj_bias))
 
     def qkv_heads(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Project a (B, C, H, W) map to q (B, heads, H*W, d) and k, v (B, heads, Nk, d), last dims contiguous."""
@@ -118,7 +122,7 @@ class Attention2d(nn.Module):
             return q, k, v
         # split, not w[:D] / w[D:]: one concatenating backward instead of zero-filled slices summed together.
         wq, wkv = self.qkv.weight.split((D, 2 * D))
-        bq, bkv = self.qkv.bias.split((D, 2 * D))
+        bq, bkv = (None, None) if self.qkv.bias is None else self.qkv.bias.split((D, 2 * D))
         q = F.linear(tokens, wq, bq).view(B, H * W, h, d).transpose(1, 2)  # (B, h, N, d)
         # count_include_pad=False: border windows average real pixels only, and ONNX AveragePool agrees.
         pooled = avg_pool_ceil(x, f) if traced_cap else F.avg_pool2d(x, f, f, ceil_mode=True, count_include_pad=False)

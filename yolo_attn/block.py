@@ -24,6 +24,10 @@ class SelfAttentionBlock(nn.Module):
     zero start (it multiplies a non-zero attention output), so the block cannot get stuck there, with or without
     weight decay. Output channels equal input channels.
 
+    The projections have no biases: a key bias cannot change a softmax, a value bias passes through it as a constant,
+    and a constant added to the output is what the next BatchNorm removes. Dropping them saves a cast, a gradient
+    reduction and an accumulation per bias in every training step.
+
     Positional signature (a YAML row gives everything after c1, which Ultralytics' channel bookkeeping fills in):
     `SelfAttentionBlock(c1, type="standard", head_dim=32, reduction=None, scale=None, pos=True, kv_tokens=0,
     attn_drop=0.0)`.
@@ -75,11 +79,12 @@ class SelfAttentionBlock(nn.Module):
                 kv_tokens=check_int(name, "kv_tokens", kv_tokens, minimum=0),
                 pos=pos,
                 attn_drop=check_float(name, "attn_drop", attn_drop),
+                qkv_bias=False,
+                proj_bias=False,
             )
         except (TypeError, ValueError) as e:  # name the layer the user wrote, not its inner implementation
             raise e.__class__(str(e).replace("Attention2d:", f"{name}:", 1)) from None  # `type` is an argument here
         nn.init.zeros_(self.attn.proj.weight)
-        nn.init.zeros_(self.attn.proj.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.shape[1] != self.c1:  # checked here: BatchNorm would fail first with a message naming no layer
