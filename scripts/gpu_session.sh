@@ -1,9 +1,15 @@
 #!/usr/bin/env bash
-# One lease of the lent GPU machine (2x H100), run from the repository root there:
+# One lease of the lent GPU machine (2 GPUs, H100 or H200), run from the repository root there:
 #   bash scripts/gpu_session.sh bench     DDP training (issue 11), fused-kernel check, speed/memory benchmark
 #   bash scripts/gpu_session.sh accuracy  the accuracy comparison (issue 8): both datasets, 30 epochs
 #   bash scripts/gpu_session.sh final     the speed benchmark in interleaved rounds, context set for 60 epochs
 #   bash scripts/gpu_session.sh ctx640    the context set at 640 px
+#   bash scripts/gpu_session.sh sweep     block settings side by side (training), compiled blocks, context at 640 px
+#   bash scripts/gpu_session.sh release   fused-kernel check, every benchmark section for the shipped configs
+#   bash scripts/gpu_session.sh neutral   the neutral (shapes) set at 320 px with the shipped default and its peers
+#   bash scripts/gpu_session.sh sdpa      training and latency with each SDPA backend forced; an eval forward profiled
+#   bash scripts/gpu_session.sh seeds345  seeds 3-5 of the context set at 640 px (default, YOLO11n, YOLO12n)
+#   bash scripts/gpu_session.sh nobias    the bias-free block: every benchmark section, accuracy on both datasets vs yolov8n
 # Ultralytics and its missing dependencies travel as wheels in .whl/ (see docs/benchmarks.md); yolo-attn is
 # installed like a user would (regular install: the .pth auto-loader lands in site-packages).
 set -uo pipefail
@@ -47,6 +53,72 @@ ctx640)
         --parallel 9 --devices 0,1 --workers 3 --budget "$(left 250)" --out "$OUT" > "$OUT/compare.log" 2>&1
     echo "compare exit $?"; grep -E "^\[|^\|" "$OUT/compare.log" | tail -16
     rm -rf "$OUT/logs" "$OUT/runs"
+    ;;
+sweep)
+    # block settings side by side (training only), then the same with compiled blocks, then context at 640 px
+    A=configs/yolov8n-attn.yaml
+    python3 scripts/benchmark.py yolov8n.yaml $A $A:head_dim=64 $A:kv_tokens=400 $A:head_dim=64,kv_tokens=400 \
+        configs/yolov8n-attn-p45.yaml configs/yolov8n-attn-p45.yaml:head_dim=64 yolo11n.yaml yolo12n.yaml \
+        --sections train --out /tmp/sweep --budget-s 150 > "$OUT/sweep.log" 2>&1
+    echo "sweep exit $?"; sed -n '/^### Cost/,/^$/p;/^### Targets/,/^$/p' "$OUT/sweep.log"; cp /tmp/sweep/benchmark.json "$OUT/sweep.json"
+    YOLO_ATTN_COMPILE=1 python3 scripts/benchmark.py yolov8n.yaml $A --train-sizes 640:32 \
+        --sections train --out /tmp/compiled --budget-s 100 > "$OUT/compiled.log" 2>&1
+    echo "compiled exit $?"; sed -n '/^### Cost/,/^$/p' "$OUT/compiled.log"; grep -iE "recompil|error" "$OUT/compiled.log" | head -5
+    python3 scripts/compare.py --data context --imgsz 640 --batch 32 --epochs 30 --seeds 0,1,2 \
+        --models yolov8n.yaml $A $A:head_dim=64,kv_tokens=400 yolo11n.yaml yolo12n.yaml \
+        --parallel 15 --devices 0,1 --workers 2 --budget "$(left 560)" --out /tmp/ctx640 > "$OUT/ctx640.log" 2>&1
+    echo "compare exit $?"; grep -E "^\[|^\|" "$OUT/ctx640.log" | tail -24
+    cp /tmp/ctx640/results.json "$OUT/ctx640.json"; cp /tmp/ctx640/compare.png "$OUT/ctx640.png" 2>/dev/null
+    ;;
+release)
+    A=configs/yolov8n-attn.yaml
+    timeout 150 python3 scripts/gpu_check.py --out /tmp/gpu_check > "$OUT/gpu_check.log" 2>&1; echo "gpu_check exit $?"
+    tail -30 "$OUT/gpu_check.log"
+    python3 scripts/benchmark.py yolov8n.yaml $A configs/yolov8n-attn-p45.yaml $A:head_dim=32,kv_tokens=1600 \
+        configs/yolov8n-attn-standard.yaml yolo11n.yaml yolo12n.yaml \
+        --sections train,latency,hires,cudagraph --out /tmp/release --budget-s 330 > "$OUT/release.log" 2>&1
+    echo "benchmark exit $?"; sed -n '/^## yolo-attn benchmark/,$p' "$OUT/release.log"; cp /tmp/release/benchmark.json "$OUT/release.json"
+    ;;
+neutral)
+    python3 scripts/compare.py --data shapes --imgsz 320 --batch 32 --epochs 30 --seeds 0,1 \
+        --models yolov8n.yaml configs/yolov8n-attn.yaml yolo11n.yaml yolo12n.yaml \
+        --parallel 8 --devices 0,1 --workers 3 --budget "$(left 570)" --out /tmp/shapes > "$OUT/shapes.log" 2>&1
+    echo "compare exit $?"; grep -E "^\[|^\|" "$OUT/shapes.log" | tail -14
+    cp /tmp/shapes/results.json "$OUT/shapes.json"; cp /tmp/shapes/compare.png "$OUT/shapes.png" 2>/dev/null
+    ;;
+nobias)
+    # the bias-free block: training cost, then accuracy on both datasets next to yolov8n (same settings as before)
+    A=configs/yolov8n-attn.yaml
+    python3 scripts/benchmark.py yolov8n.yaml $A configs/yolov8n-attn-p45.yaml yolo11n.yaml yolo12n.yaml \
+        --sections train,latency,hires,cudagraph --out /tmp/nobias --budget-s 150 > "$OUT/nobias_bench.log" 2>&1
+    echo "benchmark exit $?"; sed -n '/^## yolo-attn benchmark/,$p' "$OUT/nobias_bench.log"; cp /tmp/nobias/benchmark.json "$OUT/nobias_bench.json"
+    python3 scripts/compare.py --data context --imgsz 640 --batch 32 --epochs 30 --seeds 0,1,2 \
+        --models yolov8n.yaml $A --parallel 6 --devices 0,1 --workers 4 --budget "$(left 300)" --out /tmp/ctx > "$OUT/ctx640.log" 2>&1
+    echo "compare exit $?"; grep -E "^\[|^\|" "$OUT/ctx640.log" | tail -10; cp /tmp/ctx/results.json "$OUT/ctx640.json"
+    python3 scripts/compare.py --data shapes --imgsz 320 --batch 32 --epochs 30 --seeds 0,1 \
+        --models yolov8n.yaml $A --parallel 4 --devices 0,1 --workers 6 --budget "$(left 400)" --out /tmp/shapes > "$OUT/shapes.log" 2>&1
+    echo "compare exit $?"; grep -E "^\[|^\|" "$OUT/shapes.log" | tail -8; cp /tmp/shapes/results.json "$OUT/shapes.json"
+    ;;
+seeds345)
+    # three more seeds of the context set at 640 px for the shipped default and the two attention peers
+    python3 scripts/compare.py --data context --imgsz 640 --batch 32 --epochs 30 --seeds 3,4,5 \
+        --models configs/yolov8n-attn.yaml yolo11n.yaml yolo12n.yaml --parallel 9 --devices 0,1 --workers 3 \
+        --budget 200 --out /tmp/ctx345 > "$OUT/ctx345.log" 2>&1
+    echo "compare exit $?"; grep -E "^\[|^\|" "$OUT/ctx345.log" | tail -14; cp /tmp/ctx345/results.json "$OUT/ctx345.json"
+    ;;
+sdpa)
+    # which SDPA backend a training step and an inference batch are fastest with; where inference time goes
+    A=configs/yolov8n-attn.yaml
+    for b in default flash efficient; do
+        python3 scripts/benchmark.py yolov8n.yaml $A $A:head_dim=32,kv_tokens=1600 configs/yolov8n-attn-p45.yaml \
+            --sections train,latency --train-sizes 640:32 --sdpa $b --out /tmp/sdpa_$b --budget-s 100 > "$OUT/sdpa_$b.log" 2>&1
+        echo "sdpa=$b exit $?"; sed -n '/^### Cost/,/^### Targets/p' "$OUT/sdpa_$b.log" | grep "^|"
+    done
+    for m in $A $A:head_dim=32,kv_tokens=1600; do
+        python3 scripts/benchmark.py --profile "$m" --profile-infer --train-sizes 640:32 --out /tmp/prof >> "$OUT/profile_infer.log" 2>&1
+        echo "profile $m exit $?"
+    done
+    grep -E "^Total|^\| ([1-9]|1[0-2]) \||^\| model\.|^\| \*\*all" "$OUT/profile_infer.log"
     ;;
 accuracy)
     python3 scripts/compare.py --data shapes,context --imgsz 320 --batch 32 --epochs 30 --seeds 0,1 \
