@@ -25,8 +25,9 @@ class SelfAttentionBlock(nn.Module):
     weight decay. Output channels equal input channels.
 
     The projections have no biases: a key bias cannot change a softmax, a value bias passes through it as a constant,
-    and a constant added to the output is what the next BatchNorm removes. Dropping them saves a cast, a gradient
-    reduction and an accumulation per bias in every training step.
+    a constant added to the output is what the next BatchNorm removes, and the one that could matter, a query bias
+    (a learned prior over keys), made no measurable accuracy difference (docs/benchmarks.md). Dropping them saves a
+    cast, a gradient reduction and an accumulation per bias in every training step.
 
     Positional signature (a YAML row gives everything after c1, which Ultralytics' channel bookkeeping fills in):
     `SelfAttentionBlock(c1, type="standard", head_dim=32, reduction=None, scale=None, pos=True, kv_tokens=0,
