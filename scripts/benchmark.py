@@ -232,6 +232,18 @@ class TrainStep:
         self.opt.zero_grad(set_to_none=True)
 
 
+class EvalStep:
+    """One fused eval forward, as the latency section times it (a callable with `.model`, like TrainStep)."""
+
+    def __init__(self, base: nn.Module, dev: Dev, imgsz: int, batch: int):
+        self.model = inference_model(base, dev)
+        self.x = rand_image(batch, imgsz, dev)
+
+    def __call__(self):
+        with torch.inference_mode():
+            self.model(self.x)
+
+
 def clear_detect_cache(model: nn.Module) -> nn.Module:
     """Drop the anchors a head cached while get_flops ran it: a fresh model, as a loaded checkpoint would be.
 
@@ -789,13 +801,7 @@ def profile_mode(args) -> int:
     if args.profile_infer:  # one fused eval forward, as the latency section times it
         log(f"# {cfg}: one {'fp16' if dev.cuda else 'fp32'} eval forward at {imgsz}px batch {batch}")
 
-        class step:  # noqa: N801 - a callable with .model, like TrainStep
-            model = inference_model(build(cfg), dev)
-            x = rand_image(batch, imgsz, dev)
-
-            def __new__(cls):
-                with torch.inference_mode():
-                    cls.model(cls.x)
+        step = EvalStep(build(cfg), dev, imgsz, batch)
     else:
         log(f"# {cfg}: one AMP training step at {imgsz}px batch {batch}")
         set_deterministic(args.deterministic)
@@ -885,7 +891,7 @@ def profile_mode(args) -> int:
             p["bwd_us"] += sum(u for _, u in work)
     attn_kernels = sorted({n for n in totals if any(s in n.lower() for s in ("flash", "fmha", "efficient", "cudnn", "sdpa", "attention"))})
 
-    what = "fp16 eval forward" if args.profile_infer else "training step"
+    what = f"{'fp16' if dev.cuda else 'fp32'} eval forward" if args.profile_infer else "training step"
     L = [f"## Profile of one {what}: {name_of(cfg)} @{imgsz}px b{batch} ({env['device']}, torch {env['torch']})", "",
          f"Total {unit} time {grand / 1e3:.2f} ms over {sum(v[0] for v in totals.values())} {unit}s; the step takes "
          f"{wall_ms:.2f} ms wall (median, no profiler), so the device is busy {100 * grand / 1e3 / wall_ms:.0f}% of it.", "",

@@ -55,3 +55,15 @@ def test_benchmark_cpu_smoke_run_interleaves_and_reports(tmp_path):
         assert lat["ms"] > 0 and lat["iters"] >= 2
     assert models["yolov8n"]["train@64b2"]["ratio_min"] == 1.0  # per-round ratios are against the first model
     assert "| yolov8n-attn[head_dim=16] |" in (out / "benchmark.md").read_text()
+
+
+def test_benchmark_profiles_an_eval_forward(tmp_path):
+    cmd = [sys.executable, str(REPO / "scripts" / "benchmark.py"), "--device", "cpu", "--profile",
+           "configs/yolov8n-attn.yaml", "--profile-infer", "--train-sizes", "64:2", "--train-steps", "2",
+           "--out", str(tmp_path)]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    md = (tmp_path / "profile_yolov8n-attn.md").read_text()
+    assert md.startswith("## Profile of one fp32 eval forward: yolov8n-attn @64px b2")
+    blocks = [line for line in md.splitlines() if line.startswith("| model.") and "SelfAttentionBlock" in line]
+    assert len(blocks) == 3 and all(int(b.split("|")[2]) > 0 for b in blocks)  # each block's forward ops counted
