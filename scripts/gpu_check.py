@@ -11,7 +11,7 @@ Three parts, each guarded (a failure is reported in the table and the rest goes 
    SDPA ops and attention kernels that ran, so it is plain whether the fused kernel is chosen.
 3. Cost: forward + backward time (CUDA events, median) and peak memory of SelfAttentionBlock('standard') through
    SDPA vs a naive materialising reference (softmax(q k^T / sqrt d) v written out), at the YOLOv8n neck shapes
-   for 640 px (batch 16) and 1280 px (batch 8). The shipped default block (head_dim 64, kv_tokens=400) is timed too.
+   for 640 px (batch 16) and 1280 px (batch 8). The shipped default block (its row read from yolov8-attn.yaml) is timed too.
 
 Exit status 1 if, for some type, neither FLASH_ATTENTION nor EFFICIENT_ATTENTION works (CUDA), or the default
 path of some type ran no fused kernel (CUDA); 0 otherwise.
@@ -140,12 +140,20 @@ def unzero(module: nn.Module) -> nn.Module:
     return module
 
 
+def default_row_args() -> list:
+    """The YAML arguments (after c1) of the first SelfAttentionBlock row in the shipped default config."""
+    import yaml  # PyYAML comes with Ultralytics
+
+    cfg = yaml.safe_load((Path(yolo_attn.__file__).parent / "configs" / "yolov8-attn.yaml").read_text())
+    return next(args for _, _, module, args in cfg["head"] if module == "SelfAttentionBlock")
+
+
 def make_layer(kind: str, c: int) -> tuple[nn.Module, bool]:
     """Return (layer, takes_tokens) for a layer type at c channels."""
     if kind in ("standard", "spatial", "efficient"):
         return SelfAttentionBlock(c, kind), False
     if kind == "default":  # the row the shipped yolov8-attn.yaml uses
-        return SelfAttentionBlock(c, "standard", 64, None, None, True, 400), False
+        return SelfAttentionBlock(c, *default_row_args()), False
     if kind == "SelfAttention":
         return SelfAttention(c, num_heads=max(1, c // 32)), True
     if kind == "TransformerEncoderLayer":  # class defaults otherwise (dropout 0.1): fed a (B, C, H, W) map
@@ -443,7 +451,7 @@ def main(argv=None) -> int:
         variants = {
             "standard (SDPA)": (lambda c: make_layer("standard", c), False),
             "standard (naive ref)": (lambda c: make_layer("standard", c), True),
-            "default row, head_dim 64, kv_tokens=400 (SDPA)": (lambda c: make_layer("default", c), False),
+            f"default row {default_row_args()} (SDPA)": (lambda c: make_layer("default", c), False),
         }
         for size in sorted(shapes):
             for i, shape in enumerate(shapes[size]):
