@@ -333,3 +333,27 @@ def test_block_projections_have_no_biases_and_still_learn():
 def test_bias_flags_are_validated():
     with pytest.raises(TypeError, match=r"Attention2d: qkv_bias must be"):
         Attention2d(64, qkv_bias="no")
+
+
+@pytest.mark.parametrize("memory_format", [torch.contiguous_format, torch.channels_last], ids=["nchw", "nhwc"])
+def test_tokens_take_one_pass_and_no_copies(memory_format):
+    # Position is added in the pass that moves the map to token layout, so the GEMMs read contiguous 2-D tokens:
+    # no .contiguous() copy (CloneBackward) in front of them, whichever memory format the network runs in.
+    layer = Attention2d(64, head_dim=32, kv_tokens=20)
+    x = torch.randn(2, 64, 12, 16).to(memory_format=memory_format)
+    tokens = layer.tokens(x)
+    assert tokens.shape == (2, 12, 16, 64) and tokens.is_contiguous()
+    torch.testing.assert_close(tokens, x.permute(0, 2, 3, 1) + layer.pos.table(12, 16, x.device, x.dtype).permute(1, 2, 0))
+    names = backward_nodes(layer(x.requires_grad_()))
+    assert not names & {"CloneBackward0", "UnsafeViewBackward0"}, names
+
+
+@pytest.mark.parametrize("size, pooled_by", [((12, 16), "MeanBackward1"), ((13, 17), "AvgPool2DBackward0")])
+def test_pooling_averages_windows_as_avg_pool2d(size, pooled_by):
+    # Maps that the factor divides pool by a mean over a view (cheap backward); others through avg_pool2d with
+    # partial border windows. Both equal avg_pool2d(ceil_mode=True, count_include_pad=False).
+    tokens = torch.randn(2, *size, 8, dtype=torch.float64, requires_grad=True)
+    pooled = Attention2d.pool_tokens(tokens, 4)
+    ref = F.avg_pool2d(tokens.permute(0, 3, 1, 2), 4, 4, ceil_mode=True, count_include_pad=False).permute(0, 2, 3, 1)
+    torch.testing.assert_close(pooled, ref)
+    assert pooled_by in backward_nodes(pooled)

@@ -103,30 +103,50 @@ class Attention2d(nn.Module):
         self.qkv = nn.Linear(c1, 3 * self.dim, bias=check_bool(name, "qkv_bias", qkv_bias))  # one GEMM for q, k, v
         self.proj = nn.Linear(self.dim, self.c2, bias=check_bool(name, "proj_bias", proj_bias))
 
-    def qkv_heads(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Project a (B, C, H, W) map to q (B, heads, H*W, d) and k, v (B, heads, Nk, d), last dims contiguous."""
+    def tokens(self, x: torch.Tensor) -> torch.Tensor:
+        """Return the (B, H, W, C) pixel tokens of a (B, C, H, W) map, position added, contiguous."""
         B, C, H, W = x.shape
         if C != self.c1:
             raise ValueError(f"{type(self).__name__}: input has {C} channels, layer was built for c1={self.c1}.")
-        if self.pos is not None:
-            x = self.pos(x)
+        if self.pos is None:
+            return x.permute(0, 2, 3, 1).contiguous()
+        # The table comes first: a sum is laid out like its first operand that decides, and the (H, W, C) table
+        # does, so adding position and moving to token layout are one pass, whatever x's memory format.
+        return self.pos.table(H, W, x.device, x.dtype).permute(1, 2, 0) + x.permute(0, 2, 3, 1)
+
+    @staticmethod
+    def pool_tokens(tokens: torch.Tensor, f, traced: bool = False) -> torch.Tensor:
+        """Average (B, H, W, C) tokens over f x f windows -> (B, ceil(H/f), ceil(W/f), C); border windows partial."""
+        B, H, W, C = tokens.shape
+        if traced:  # f is a tensor: pooling spelled out in graph ops
+            return avg_pool_ceil(tokens.permute(0, 3, 1, 2), f).permute(0, 2, 3, 1)
+        if H % f == 0 and W % f == 0 and not torch.jit.is_tracing():  # traced, the size test would be frozen
+            # A mean over a view of the windows: its backward is one broadcast, where avg_pool2d's channels-last
+            # backward took 8x its forward on an H200 (docs/benchmarks.md).
+            return tokens.view(B, H // f, f, W // f, f, C).mean((2, 4))
+        # count_include_pad=False: border windows average real pixels only, and ONNX AveragePool agrees.
+        grid = tokens.permute(0, 3, 1, 2)  # (B, C, H, W) with channels-last strides, which avg_pool2d keeps
+        return F.avg_pool2d(grid, f, f, ceil_mode=True, count_include_pad=False).permute(0, 2, 3, 1)
+
+    def qkv_heads(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Project a (B, C, H, W) map to q (B, heads, H*W, d) and k, v (B, heads, Nk, d), last dims contiguous."""
+        B, C, H, W = x.shape
         h, d, D = self.num_heads, self.head_dim, self.dim
-        tokens = x.flatten(2).transpose(1, 2)  # (B, N, C)
+        tokens = self.tokens(x)  # (B, H, W, C)
+        flat = tokens.reshape(-1, C)  # (B*N, C), a view: 2-D, so each GEMM is a single mm with no reshapes around it
         # Tracing (export): a capped factor depends on H, W, so compute it and pool in-graph, not frozen at one size.
         traced_cap = bool(self.kv_tokens) and torch.jit.is_tracing()
         f = (kv_pool_factor_traced if traced_cap else kv_pool_factor)(H, W, self.kv_stride, self.kv_tokens)
         if not traced_cap and f == 1:
             # unbind, not qkv[0], qkv[1], qkv[2]: its backward is one stack, where three selects would each
             # zero-fill a full-size gradient and add it up.
-            q, k, v = self.qkv(tokens).view(B, H * W, 3, h, d).permute(2, 0, 3, 1, 4).unbind(0)  # 3 x (B, h, N, d)
+            q, k, v = self.qkv(flat).view(B, H * W, 3, h, d).permute(2, 0, 3, 1, 4).unbind(0)  # 3 x (B, h, N, d)
             return q, k, v
         # split, not w[:D] / w[D:]: one concatenating backward instead of zero-filled slices summed together.
         wq, wkv = self.qkv.weight.split((D, 2 * D))
         bq, bkv = (None, None) if self.qkv.bias is None else self.qkv.bias.split((D, 2 * D))
-        q = F.linear(tokens, wq, bq).view(B, H * W, h, d).transpose(1, 2)  # (B, h, N, d)
-        # count_include_pad=False: border windows average real pixels only, and ONNX AveragePool agrees.
-        pooled = avg_pool_ceil(x, f) if traced_cap else F.avg_pool2d(x, f, f, ceil_mode=True, count_include_pad=False)
-        kv = F.linear(pooled.flatten(2).transpose(1, 2), wkv, bkv)  # (B, Nk, 2D)
+        q = F.linear(flat, wq, bq).view(B, H * W, h, d).transpose(1, 2)  # (B, h, N, d)
+        kv = F.linear(self.pool_tokens(tokens, f, traced_cap).reshape(-1, C), wkv, bkv)  # (B*Nk, 2D)
         k, v = kv.view(B, -1, 2, h, d).permute(2, 0, 3, 1, 4).unbind(0)  # 2 x (B, h, Nk, d)
         return q, k, v
 
@@ -134,8 +154,8 @@ class Attention2d(nn.Module):
         B, _, H, W = x.shape
         q, k, v = self.qkv_heads(x)
         out = attend(q, k, v, self.attn_drop if self.training else 0.0, self.fused_attn)  # (B, h, N, d)
-        out = self.proj(out.transpose(1, 2).reshape(B, H * W, self.dim))  # (B, N, c2)
-        return out.transpose(1, 2).view(B, self.c2, H, W)  # channels-last strides: no copy
+        out = self.proj(out.transpose(1, 2).reshape(-1, self.dim))  # (B*N, c2)
+        return out.view(B, H, W, self.c2).permute(0, 3, 1, 2)  # (B, c2, H, W) with channels-last strides: no copy
 
     @torch.no_grad()
     def attention_map(self, x: torch.Tensor, queries: torch.Tensor) -> torch.Tensor:

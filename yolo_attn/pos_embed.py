@@ -116,12 +116,14 @@ class PositionalEncoding2d(nn.Module):
         self._cache: tuple[tuple, torch.Tensor] | None = None
 
     def table(self, height: int, width: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
-        """Return the (C, H, W) table for this size, from the cache when not tracing."""
+        """Return the (C, H, W) table for this size, from the cache when not tracing (cached with (H, W, C) strides)."""
         if _is_traced():
             return build_sincos2d_pos_embed(height, width, self.c1, self.temperature, device, dtype)
         key = (height, width, device, dtype)
         if self._cache is None or self._cache[0] != key:
-            self._cache = (key, build_sincos2d_pos_embed(height, width, self.c1, self.temperature, device, dtype))
+            table = build_sincos2d_pos_embed(height, width, self.c1, self.temperature, device, dtype)
+            # Stored (H, W, C)-contiguous: Attention2d adds it in token layout (see Attention2d.tokens).
+            self._cache = (key, table.permute(1, 2, 0).contiguous().permute(2, 0, 1))
         return self._cache[1]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
