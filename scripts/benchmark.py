@@ -833,6 +833,10 @@ def profile_mode(args) -> int:
         dev.sync()
     for h in handles:
         h.remove()
+    with warnings.catch_warnings(record=True) as caught:  # warnings raised each step cost host time too
+        warnings.simplefilter("always")
+        step()
+        dev.sync()
     set_deterministic(False)
     if args.trace:
         prof.export_chrome_trace(str(out_dir / f"profile_{name_of(cfg)}.trace.json"))
@@ -875,13 +879,17 @@ def profile_mode(args) -> int:
     # created by a forward op under that range.
     per_mod = []
     fwd_seq_all: dict[int, str] = {}
-    ranges = [e for e in events if e.name.startswith("yolo_attn::")]
+    # The CPU-side ranges only: on CUDA the profiler also records each range as a GPU-side annotation event.
+    ranges = [e for e in events if e.name.startswith("yolo_attn::") and e.device_type == DeviceType.CPU]
     for r in ranges:
         work = [w for x in subtree(r) for w in leaf_work(x)]
         for x in subtree(r):
             if getattr(x, "sequence_nr", -1) is not None and x.sequence_nr >= 0:
                 fwd_seq_all[x.sequence_nr] = r.name
-        per_mod.append({"module": r.name, "fwd_n": len(work), "fwd_us": sum(u for _, u in work), "bwd_n": 0, "bwd_us": 0.0})
+        per_mod.append({"module": r.name, "fwd_n": len(work), "fwd_us": sum(u for _, u in work), "bwd_n": 0, "bwd_us": 0.0,
+                        "fwd_host_us": r.cpu_time_total, "bwd_host_us": 0.0, "fwd_work": work, "bwd_work": [],
+                        "fwd_nodes": [(c.name, c.cpu_time_total, len([w for y in subtree(c) for w in leaf_work(y)]))
+                                      for c in r.cpu_children]})
     by_name = {p["module"]: p for p in per_mod}
     for e in events:
         if e.name.startswith("autograd::engine::evaluate_function") and e.sequence_nr in fwd_seq_all:
@@ -889,6 +897,9 @@ def profile_mode(args) -> int:
             work = [w for x in subtree(e) for w in leaf_work(x)]
             p["bwd_n"] += len(work)
             p["bwd_us"] += sum(u for _, u in work)
+            p["bwd_host_us"] += e.cpu_time_total
+            p["bwd_work"] += work
+            p.setdefault("bwd_nodes", []).append((e.name.removeprefix("autograd::engine::evaluate_function: "), e.cpu_time_total, len(work)))
     attn_kernels = sorted({n for n in totals if any(s in n.lower() for s in ("flash", "fmha", "efficient", "cudnn", "sdpa", "attention"))})
 
     what = f"{'fp16' if dev.cuda else 'fp32'} eval forward" if args.profile_infer else "training step"
@@ -898,24 +909,45 @@ def profile_mode(args) -> int:
          f"### Top 25 {unit}s by total time"]
     L += table(["#", "name", "calls", "total ms", "%"],
                [[str(i + 1), short(n, 110), str(c), f"{us / 1e3:.3f}", f"{100 * us / grand:.1f}"] for i, (n, (c, us)) in enumerate(top)])
-    L += ["", f"### {unit}s inside yolo_attn modules (forward: under the module; backward: its autograd nodes)"]
+    L += ["", f"### {unit}s inside yolo_attn modules (forward: under the module; backward: its autograd nodes)",
+          "host ms: CPU time spent issuing them (under the profiler, which inflates it; compare rows, not runs)."]
     rows = [[p["module"].removeprefix("yolo_attn::"), str(p["fwd_n"]), f"{p['fwd_us'] / 1e3:.3f}", str(p["bwd_n"]),
-             f"{p['bwd_us'] / 1e3:.3f}"] for p in per_mod]
+             f"{p['bwd_us'] / 1e3:.3f}", f"{p['fwd_host_us'] / 1e3:.3f}", f"{p['bwd_host_us'] / 1e3:.3f}"] for p in per_mod]
     tot_n = sum(p["fwd_n"] + p["bwd_n"] for p in per_mod)
     tot_us = sum(p["fwd_us"] + p["bwd_us"] for p in per_mod)
     rows.append(["**all yolo_attn**", str(sum(p["fwd_n"] for p in per_mod)), f"{sum(p['fwd_us'] for p in per_mod) / 1e3:.3f}",
-                 str(sum(p["bwd_n"] for p in per_mod)), f"{sum(p['bwd_us'] for p in per_mod) / 1e3:.3f}"])
-    L += table(["module", f"fwd {unit}s", "fwd ms", f"bwd {unit}s", "bwd ms"], rows)
+                 str(sum(p["bwd_n"] for p in per_mod)), f"{sum(p['bwd_us'] for p in per_mod) / 1e3:.3f}",
+                 f"{sum(p['fwd_host_us'] for p in per_mod) / 1e3:.3f}", f"{sum(p['bwd_host_us'] for p in per_mod) / 1e3:.3f}"])
+    L += table(["module", f"fwd {unit}s", "fwd ms", f"bwd {unit}s", "bwd ms", "fwd host ms", "bwd host ms"], rows)
+    for p in per_mod[:1]:  # the first block's work, kernel by kernel: where a block's launches go
+        for part in ("fwd", "bwd"):
+            agg: dict[str, list] = {}
+            for n, us in p[f"{part}_work"]:
+                agg.setdefault(short(n, 100), [0, 0.0])
+                agg[short(n, 100)][0] += 1
+                agg[short(n, 100)][1] += us
+            L += ["", f"{p['module'].removeprefix('yolo_attn::')}, {part}: {len(p[f'{part}_work'])} {unit}s"]
+            L += table([unit, "calls", "us"], [[n, str(c), f"{us:.0f}"] for n, (c, us) in sorted(agg.items(), key=lambda kv: -kv[1][1])])
+            nodes = p.get(f"{part}_nodes", [])
+            L += ["", f"{p['module'].removeprefix('yolo_attn::')}, {part}: host time by "
+                  f"{'top-level op' if part == 'fwd' else 'autograd node'} ({len(nodes)})"]
+            L += table(["op" if part == "fwd" else "node", f"host us", unit + "s"],
+                       [[short(n, 80), f"{us:.0f}", str(k)] for n, us, k in nodes])
     L += ["", f"yolo_attn share: {tot_n} {unit}s, {tot_us / 1e3:.2f} ms = {100 * tot_us / grand:.1f}% of the step's {unit} time.",
           f"Attention {unit}s seen: {', '.join(short(k, 80) for k in attn_kernels) or 'none'}"]
     if not mods:
         L.append("(model has no yolo_attn modules)")
+    seen: dict[str, int] = {}
+    for w in caught:
+        key = short(f"{w.category.__name__}: {w.message}", 160)
+        seen[key] = seen.get(key, 0) + 1
+    L += ["", f"Warnings raised by one step: {len(caught)}" + "".join(f"\n- {n}x {k}" for k, n in seen.items())]
     md = "\n".join(L)
     stem = f"profile_{name_of(cfg)}"
     (out_dir / f"{stem}.md").write_text(md)
     (out_dir / f"{stem}.json").write_text(json.dumps(
         {"env": env, "args": vars(args), "top": [{"name": n, "calls": c, "us": us} for n, (c, us) in top],
-         "modules": per_mod, "total_us": grand, "wall_ms": wall_ms, "attention_kernels": attn_kernels}, indent=2, default=str))
+         "modules": [{k: v for k, v in p.items() if not k.endswith(("_work", "_nodes"))} for p in per_mod], "total_us": grand, "wall_ms": wall_ms, "attention_kernels": attn_kernels}, indent=2, default=str))
     log("\n" + md)
     return 0
 
