@@ -357,3 +357,18 @@ def test_pooling_averages_windows_as_avg_pool2d(size, pooled_by):
     ref = F.avg_pool2d(tokens.permute(0, 3, 1, 2), 4, 4, ceil_mode=True, count_include_pad=False).permute(0, 2, 3, 1)
     torch.testing.assert_close(pooled, ref)
     assert pooled_by in backward_nodes(pooled)
+
+
+def test_unpooled_backward_makes_no_copies():
+    # q/k/v are unbound along their own axis, so the stacked gradient is already laid out as the q/k/v GEMM wrote
+    # its output: the GEMM's backward reads it in place (no copy kernel per block per training step).
+    from torch.profiler import ProfilerActivity, profile
+
+    layer = Attention2d(64, head_dim=32)
+    x = torch.randn(2, 64, 12, 16).to(memory_format=torch.channels_last).requires_grad_()
+    y = layer(x)
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        y.backward(torch.ones_like(y))
+    names = [e.name for e in prof.events()]
+    assert "aten::stack" in names  # the unbind's backward ran
+    assert not {"aten::copy_", "aten::clone"} & set(names), sorted(set(names))

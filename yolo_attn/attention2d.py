@@ -139,16 +139,17 @@ class Attention2d(nn.Module):
         f = (kv_pool_factor_traced if traced_cap else kv_pool_factor)(H, W, self.kv_stride, self.kv_tokens)
         if not traced_cap and f == 1:
             # unbind, not qkv[0], qkv[1], qkv[2]: its backward is one stack, where three selects would each
-            # zero-fill a full-size gradient and add it up.
-            q, k, v = self.qkv(flat).view(B, H * W, 3, h, d).permute(2, 0, 3, 1, 4).unbind(0)  # 3 x (B, h, N, d)
-            return q, k, v
+            # zero-fill a full-size gradient and add it up; and along the q/k/v axis itself, so that stack lands
+            # in the GEMM's layout, with no copy before the GEMM's backward.
+            q, k, v = self.qkv(flat).view(B, H * W, 3, h, d).unbind(2)  # 3 x (B, N, h, d)
+            return q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)  # (B, h, N, d) views
         # split, not w[:D] / w[D:]: one concatenating backward instead of zero-filled slices summed together.
         wq, wkv = self.qkv.weight.split((D, 2 * D))
         bq, bkv = (None, None) if self.qkv.bias is None else self.qkv.bias.split((D, 2 * D))
         q = F.linear(flat, wq, bq).view(B, H * W, h, d).transpose(1, 2)  # (B, h, N, d)
         kv = F.linear(self.pool_tokens(tokens, f, traced_cap).reshape(-1, C), wkv, bkv)  # (B*Nk, 2D)
-        k, v = kv.view(B, -1, 2, h, d).permute(2, 0, 3, 1, 4).unbind(0)  # 2 x (B, h, Nk, d)
-        return q, k, v
+        k, v = kv.view(B, -1, 2, h, d).unbind(2)  # 2 x (B, Nk, h, d)
+        return q, k.transpose(1, 2), v.transpose(1, 2)  # (B, h, Nk, d) views
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         B, _, H, W = x.shape
