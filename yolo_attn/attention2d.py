@@ -35,6 +35,21 @@ def kv_pool_factor(height: int, width: int, stride: int, max_tokens: int) -> int
     return f
 
 
+def project(tokens: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+    """`F.linear` over the channels of (B, H, W, C) tokens -> (B, H, W, out), as a 1x1 convolution when training.
+
+    While autograd records (a training step) the product runs as a 1x1 cuDNN convolution of the channels-last map
+    the tokens already are: in PyTorch's deterministic mode, which `yolo train` turns on, a cuBLAS GEMM costs the
+    host about 4x the time of the same product through cuDNN (50 vs 13 us on an H200 host, 239 vs 110 us with its
+    backward), and a training step is bound by host time (docs/benchmarks.md). Without autograd (inference, FLOP
+    counting) or while tracing (export) it is the plain GEMM: the same arithmetic, exported as MatMul.
+    """
+    if torch.is_grad_enabled() and not torch.jit.is_tracing():
+        w = weight.view(*weight.shape, 1, 1)  # (out, C, 1, 1), a view: the weight's gradient stays a plain matrix
+        return F.conv2d(tokens.permute(0, 3, 1, 2), w, bias).permute(0, 2, 3, 1)
+    return F.linear(tokens, weight, bias)
+
+
 class Attention2d(nn.Module):
     """Multi-head self-attention among the H*W pixels of a (B, C, H, W) map, through the fused SDPA kernel.
 
@@ -100,7 +115,7 @@ class Attention2d(nn.Module):
         self.attn_drop = check_float(name, "attn_drop", attn_drop)
         self.fused_attn = use_fused_attn()
         self.pos = PositionalEncoding2d(c1) if pos else None
-        self.qkv = nn.Linear(c1, 3 * self.dim, bias=check_bool(name, "qkv_bias", qkv_bias))  # one GEMM for q, k, v
+        self.qkv = nn.Linear(c1, 3 * self.dim, bias=check_bool(name, "qkv_bias", qkv_bias))  # one product: q, k, v
         self.proj = nn.Linear(self.dim, self.c2, bias=check_bool(name, "proj_bias", proj_bias))
 
     def tokens(self, x: torch.Tensor) -> torch.Tensor:
@@ -133,30 +148,30 @@ class Attention2d(nn.Module):
         B, C, H, W = x.shape
         h, d, D = self.num_heads, self.head_dim, self.dim
         tokens = self.tokens(x)  # (B, H, W, C)
-        flat = tokens.reshape(-1, C)  # (B*N, C), a view: 2-D, so each GEMM is a single mm with no reshapes around it
         # Tracing (export): a capped factor depends on H, W, so compute it and pool in-graph, not frozen at one size.
         traced_cap = bool(self.kv_tokens) and torch.jit.is_tracing()
         f = (kv_pool_factor_traced if traced_cap else kv_pool_factor)(H, W, self.kv_stride, self.kv_tokens)
         if not traced_cap and f == 1:
             # unbind, not qkv[0], qkv[1], qkv[2]: its backward is one stack, where three selects would each
             # zero-fill a full-size gradient and add it up; and along the q/k/v axis itself, so that stack lands
-            # in the GEMM's layout, with no copy before the GEMM's backward.
-            q, k, v = self.qkv(flat).view(B, H * W, 3, h, d).unbind(2)  # 3 x (B, N, h, d)
+            # in the projection's layout, with no copy before the projection's backward.
+            qkv = project(tokens, self.qkv.weight, self.qkv.bias).reshape(B, H * W, 3, h, d)
+            q, k, v = qkv.unbind(2)  # 3 x (B, N, h, d)
             return q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)  # (B, h, N, d) views
         # split, not w[:D] / w[D:]: one concatenating backward instead of zero-filled slices summed together.
         wq, wkv = self.qkv.weight.split((D, 2 * D))
         bq, bkv = (None, None) if self.qkv.bias is None else self.qkv.bias.split((D, 2 * D))
-        q = F.linear(flat, wq, bq).view(B, H * W, h, d).transpose(1, 2)  # (B, h, N, d)
-        kv = F.linear(self.pool_tokens(tokens, f, traced_cap).reshape(-1, C), wkv, bkv)  # (B*Nk, 2D)
-        k, v = kv.view(B, -1, 2, h, d).unbind(2)  # 2 x (B, Nk, h, d)
+        q = project(tokens, wq, bq).reshape(B, H * W, h, d).transpose(1, 2)  # (B, h, N, d)
+        kv = project(self.pool_tokens(tokens, f, traced_cap), wkv, bkv).reshape(B, -1, 2, h, d)  # (B, Nk, 2, h, d)
+        k, v = kv.unbind(2)  # 2 x (B, Nk, h, d)
         return q, k.transpose(1, 2), v.transpose(1, 2)  # (B, h, Nk, d) views
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         B, _, H, W = x.shape
         q, k, v = self.qkv_heads(x)
         out = attend(q, k, v, self.attn_drop if self.training else 0.0, self.fused_attn)  # (B, h, N, d)
-        out = self.proj(out.transpose(1, 2).reshape(-1, self.dim))  # (B*N, c2)
-        return out.view(B, H, W, self.c2).permute(0, 3, 1, 2)  # (B, c2, H, W) with channels-last strides: no copy
+        out = out.transpose(1, 2).reshape(B, H, W, self.dim)  # (B, H, W, D): a view of the kernel's output
+        return project(out, self.proj.weight, self.proj.bias).permute(0, 3, 1, 2)  # (B, c2, H, W), channels-last
 
     @torch.no_grad()
     def attention_map(self, x: torch.Tensor, queries: torch.Tensor) -> torch.Tensor:
