@@ -208,13 +208,17 @@ def make_batch(batch: int, imgsz: int, device, boxes_per_image: int = 8, seed: i
 class TrainStep:
     """One Ultralytics-style AMP training step on a copy of the model."""
 
-    def __init__(self, base: nn.Module, dev: Dev, imgsz: int, batch: int, amp: bool, channels_last: bool):
+    def __init__(
+        self, base: nn.Module, dev: Dev, imgsz: int, batch: int, amp: bool, channels_last: bool, compile_mode: str = ""
+    ):
         self.dev = dev
         self.model = copy.deepcopy(base).to(dev.device)
         if channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.model.train()
         self.model.criterion = None
+        # `yolo train compile=...`: the network (images in, predictions out) compiled, the loss eager.
+        self.compiled = torch.compile(self.model, mode=compile_mode) if compile_mode else None
         self.amp = amp and dev.cuda
         self.opt = torch.optim.SGD(self.model.parameters(), lr=0.01, momentum=0.937, nesterov=True, weight_decay=5e-4)
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
@@ -222,7 +226,10 @@ class TrainStep:
 
     def __call__(self):
         with torch.autocast("cuda", dtype=torch.float16, enabled=self.amp) if self.dev.cuda else contextlib.nullcontext():
-            loss, _ = self.model(self.batch)  # BaseModel.forward(dict) -> self.loss(batch): forward + criterion
+            if self.compiled is not None:  # as Ultralytics' trainer does with compile on
+                loss, _ = self.model.loss(self.batch, self.compiled(self.batch["img"]))
+            else:
+                loss, _ = self.model(self.batch)  # BaseModel.forward(dict) -> self.loss(batch): forward + criterion
             loss = loss.sum()
         self.scaler.scale(loss).backward()
         self.scaler.unscale_(self.opt)
@@ -471,7 +478,8 @@ class Bench:
                     def setup(name=name, base=base):
                         before = torch.cuda.memory_allocated(self.dev.device) if self.dev.cuda else 0
                         self.dev.reset_peak()
-                        st = TrainStep(base, self.dev, imgsz, batch, not a.no_amp, self.channels_last_train)
+                        st = TrainStep(base, self.dev, imgsz, batch, not a.no_amp, self.channels_last_train,
+                                       a.train_compile)
                         for _ in range(max(1, a.train_warmup)):
                             st()
                         self.dev.sync()
@@ -590,6 +598,7 @@ class Bench:
         log(f"# sections={sorted(self.sections)} train_sizes={self.train_sizes} latency={a.latency_imgsz}px "
             f"b{self.latency_batches} hires={self.hires_sizes if 'hires' in self.sections else 'off'} "
             f"amp={self.dev.cuda and not a.no_amp} channels_last(train)={self.channels_last_train} "
+            f"compile(train)={a.train_compile or 'off'} "
             f"deterministic(train)={a.deterministic} budget={f'{a.budget_s:.0f}s' if a.budget_s else 'none'}")
         bases = self.build_all()
         self.save()
@@ -694,7 +703,8 @@ def report(bench) -> str:
     L = [f"## yolo-attn benchmark: {env['device']} | torch {env['torch']} CUDA {env['cuda']} | ultralytics "
          f"{env['ultralytics']} | yolo_attn {env['yolo_attn']} | {env['date']}", "",
          f"Ratios (x) vs {base}. Train: {'AMP fp16' if bench.dev.cuda and not a.no_amp else 'fp32'}, SGD step, "
-         f"channels_last={bench.channels_last_train}, deterministic={a.deterministic}; latency: fused "
+         f"channels_last={bench.channels_last_train}, deterministic={a.deterministic}"
+         f"{f', network compiled (mode={a.train_compile})' if a.train_compile else ''}; latency: fused "
          f"{'fp16' if bench.dev.cuda else 'fp32'} eval, synchronised per call; peak = max_memory_allocated.", ""]
     # Cost + train
     hdr = ["model", "params M", "GFLOPs@640"]
@@ -989,6 +999,8 @@ def parse_args(argv=None):
                    help="cap on seconds per measurement: slow calls get fewer iterations (min 3); default 4")
     p.add_argument("--compile", action="store_true", help="add the torch.compile section (slow: minutes per model)")
     p.add_argument("--compile-mode", default="max-autotune-no-cudagraphs")
+    p.add_argument("--train-compile", default="", metavar="MODE",
+                   help="train section: torch.compile the network in this mode (e.g. default), as `yolo train compile=`")
     p.add_argument("--no-amp", action="store_true", help="train in fp32")
     p.add_argument("--channels-last", choices=("auto", "on", "off"), default="auto",
                    help="training memory format; auto = on for CUDA, as Ultralytics' trainer")
