@@ -25,6 +25,8 @@ Output: progress lines, then compact Markdown tables (the end of stdout); full J
   python scripts/benchmark.py yolov8n.yaml configs/yolov8n-attn.yaml --sections train,latency
   python scripts/benchmark.py configs/yolov8n-attn.yaml configs/yolov8n-attn.yaml:head_dim=32,kv_tokens=1600
                                                                 # variants: SelfAttentionBlock args overridden
+  python scripts/benchmark.py yolov8n.yaml configs/yolov8n-attn.yaml configs/yolov8n-attn.yaml@66f4337
+                                                                # ... and the attention code of a git revision
   python scripts/benchmark.py --profile configs/yolov8n-attn.yaml   # top CUDA kernels of one training step
   python scripts/benchmark.py --profile configs/yolov8n-attn.yaml --profile-infer   # ... of one eval forward
   python scripts/benchmark.py --device cpu --quick                  # CPU smoke test
@@ -60,6 +62,7 @@ import yolo_attn  # noqa: E402
 from yolo_attn.integration import register  # noqa: E402
 
 sys.path.insert(0, str(REPO / "scripts"))
+import refimpl  # noqa: E402
 import variants  # noqa: E402
 
 register()  # idempotent; makes sure get_flops / config search / YAML names are in place
@@ -106,7 +109,8 @@ def error_text(e: BaseException) -> str:
 
 
 def name_of(cfg: str) -> str:
-    return variants.label(cfg)
+    path, rev = refimpl.split_rev(cfg)
+    return variants.label(path) + (f"@{rev}" if rev else "")
 
 
 def parse_sizes(text: str) -> list[tuple[int, int]]:
@@ -185,8 +189,12 @@ def set_deterministic(on: bool):
 
 # ------------------------------------------------------------------------------------------------- model pieces
 def build(spec: str) -> nn.Module:
-    """A DetectionModel from a YAML or a variant spec (`configs/yolov8n-attn.yaml:head_dim=64`, see variants.py)."""
+    """A DetectionModel from a YAML or a variant spec (`configs/yolov8n-attn.yaml:head_dim=64`, see variants.py),
+    optionally `...@REV`: its attention as at git revision REV (see refimpl.py)."""
+    spec, rev = refimpl.split_rev(spec)
     model = DetectionModel(variants.materialize(spec, VARIANT_DIR), nc=80, verbose=False)
+    if rev:
+        refimpl.use_revision(model, rev)
     model.args = get_cfg(DEFAULT_CFG)  # hyperparameters the loss reads (box, cls, dfl gains)
     return model
 

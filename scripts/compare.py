@@ -425,6 +425,8 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     seeds = [int(s) for s in a.seeds.split(",") if s.strip()]
     devices = [d.strip() for d in (a.devices or default_devices()).split(",") if d.strip()]
+    if any("@" in m for m in a.models):  # a revision's code lives in this process only; runs are `yolo` processes
+        raise SystemExit("compare.py: `config@REV` specs are for benchmark.py; check out that revision instead")
     labels = model_labels(a.models)
     # Variant specs become YAML files in the output folder, which every run (and a reader) can open.
     a.models = [variants.materialize(m, out / "configs") if variants.split_spec(m)[1] else m for m in a.models]

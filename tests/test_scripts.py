@@ -67,3 +67,46 @@ def test_benchmark_profiles_an_eval_forward(tmp_path):
     assert md.startswith("## Profile of one fp32 eval forward: yolov8n-attn @64px b2")
     blocks = [line for line in md.splitlines() if line.startswith("| model.") and "SelfAttentionBlock" in line]
     assert len(blocks) == 3 and all(int(b.split("|")[2]) > 0 for b in blocks)  # each block's forward ops counted
+
+
+def test_a_revisions_attention_runs_in_todays_model():
+    # `config@REV` / `--ref REV`: the attention methods of a git revision, on today's modules and weights.
+    import shutil
+
+    import refimpl
+    import torch
+
+    from yolo_attn.attention2d import Attention2d
+
+    assert refimpl.split_rev("configs/yolov8n-attn.yaml@66f4337") == ("configs/yolov8n-attn.yaml", "66f4337")
+    assert refimpl.split_rev("configs/yolov8n-attn.yaml:head_dim=16") == ("configs/yolov8n-attn.yaml:head_dim=16", None)
+    if shutil.which("git") is None or subprocess.run(["git", "-C", str(REPO), "rev-parse", "HEAD"],
+                                                     capture_output=True).returncode:
+        pytest.skip("needs the git history of this checkout")
+    block = SelfAttentionBlock(64, "standard", 64, None, None, True, 20)
+    torch.nn.init.normal_(block.attn.proj.weight, std=0.1)
+    x = torch.randn(2, 64, 12, 16)
+    want = block(x)
+    refimpl.use_revision(block, "HEAD")
+    assert type(block.attn).__name__ == "Attention2d@HEAD" and isinstance(block.attn, Attention2d)
+    assert type(block.attn).forward.__code__.co_filename == "HEAD:yolo_attn/attention2d.py"
+    got = block(x)
+    unchanged = subprocess.run(["git", "-C", str(REPO), "diff", "--quiet", "HEAD", "--", "yolo_attn/attention2d.py"])
+    if unchanged.returncode == 0:  # HEAD's code is this checkout's: the same outputs
+        torch.testing.assert_close(got, want)
+    assert got.shape == want.shape
+    with pytest.raises(SystemExit, match="no Attention2d"):
+        refimpl.use_revision(torch.nn.Linear(2, 2), "HEAD")
+    with pytest.raises(SystemExit, match="cannot read"):
+        refimpl.attention2d_at("no-such-revision-xyz")
+
+
+def test_block_costs_cpu_smoke_run(tmp_path):
+    cmd = [sys.executable, str(REPO / "scripts" / "block_costs.py"), "--device", "cpu", "--quick",
+           "--sections", "ops,blocks", "--out", str(tmp_path)]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    res = json.loads((tmp_path / "block_costs.json").read_text())
+    assert [row[1] for row in res["blocks"]] == ["64x80x80", "128x40x40", "256x20x20"]
+    assert all(float(row[2]) > 0 for row in res["blocks"])  # host time measured
+    assert len(res["ops"]) == 7 and all(float(a) > 0 and float(b) > 0 for _, a, b in res["ops"])

@@ -1,0 +1,63 @@
+"""Run a model with the Attention2d of another git revision: before/after timing in one process, same weights.
+
+`benchmark.py configs/yolov8n-attn.yaml@66f4337` and `block_costs.py --ref 66f4337` build the model as usual, then
+give every Attention2d the methods of `yolo_attn/attention2d.py` as it was at that revision (read with `git show`).
+The other modules (position table, block, ...) stay the working tree's, and the revision's Attention2d must keep
+today's attributes (c1, dim, num_heads, qkv, proj, pos, ...), as every revision since the key/value cap does.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+import subprocess
+import sys
+import types
+from pathlib import Path
+
+import torch.nn as nn
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def split_rev(spec: str) -> tuple[str, str | None]:
+    """'configs/yolov8n-attn.yaml@66f4337' -> ('configs/yolov8n-attn.yaml', '66f4337'); no '@' -> (spec, None)."""
+    head, sep, rev = spec.rpartition("@")
+    if sep and re.fullmatch(r"[\w.~^-]+", rev):
+        return head, rev
+    return spec, None
+
+
+@functools.cache
+def attention2d_at(rev: str) -> type:
+    """A subclass of today's Attention2d whose methods are those of `rev` (so isinstance checks still hold)."""
+    from yolo_attn.attention2d import Attention2d
+
+    try:
+        src = subprocess.run(["git", "-C", str(REPO), "show", f"{rev}:yolo_attn/attention2d.py"],
+                             check=True, capture_output=True, text=True).stdout
+    except (OSError, subprocess.CalledProcessError) as e:
+        raise SystemExit(f"cannot read yolo_attn/attention2d.py at revision {rev!r}: {getattr(e, 'stderr', e)}") from e
+    name = "yolo_attn._attention2d_" + re.sub(r"\W", "_", rev)
+    module = types.ModuleType(name)
+    module.__package__ = "yolo_attn"  # its relative imports resolve against today's package
+    sys.modules[name] = module
+    exec(compile(src, f"{rev}:yolo_attn/attention2d.py", "exec"), module.__dict__)
+    skip = {"__module__", "__dict__", "__weakref__", "__doc__", "__init__"}
+    methods = {k: v for k, v in vars(module.Attention2d).items() if k not in skip}
+    return type(f"Attention2d@{rev}", (Attention2d,), methods)
+
+
+def use_revision(model: nn.Module, rev: str) -> nn.Module:
+    """Give every Attention2d in `model` the forward of revision `rev`, in place; returns `model`."""
+    from yolo_attn.attention2d import Attention2d
+
+    cls = attention2d_at(rev)
+    swapped = 0
+    for m in model.modules():
+        if isinstance(m, Attention2d):
+            m.__class__ = cls
+            swapped += 1
+    if not swapped:
+        raise SystemExit(f"@{rev}: the model has no Attention2d to run at that revision")
+    return model
