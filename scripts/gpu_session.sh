@@ -10,6 +10,9 @@
 #   bash scripts/gpu_session.sh sdpa      training and latency with each SDPA backend forced; an eval forward profiled
 #   bash scripts/gpu_session.sh seeds345  seeds 3-5 of the context set at 640 px (default, YOLO11n, YOLO12n)
 #   bash scripts/gpu_session.sh nobias    the bias-free block: every benchmark section, accuracy on both datasets vs yolov8n
+#   bash scripts/gpu_session.sh speed     per-block costs and every benchmark section, next to the attention of REF
+#                                         (default 66f4337, session B's release; a saved attention2d.py without git)
+#   bash scripts/gpu_session.sh compiled  training with the network compiled, as `yolo train compile=True`
 # Ultralytics and its missing dependencies travel as wheels in .whl/ (see docs/benchmarks.md); yolo-attn is
 # installed like a user would (regular install: the .pth auto-loader lands in site-packages).
 set -uo pipefail
@@ -103,6 +106,21 @@ seeds345)
         --models configs/yolov8n-attn.yaml yolo11n.yaml yolo12n.yaml --parallel 9 --devices 0,1 --workers 3 \
         --budget 200 --out /tmp/ctx345 > "$OUT/ctx345.log" 2>&1
     echo "compare exit $?"; grep -E "^\[|^\|" "$OUT/ctx345.log" | tail -14; cp /tmp/ctx345/results.json "$OUT/ctx345.json"
+    ;;
+speed)
+    REF=${REF:-66f4337}; A=configs/yolov8n-attn.yaml; P=configs/yolov8n-attn-p45.yaml
+    timeout 90 python3 scripts/block_costs.py --ref "$REF" > "$OUT/block_costs.log" 2>&1; echo "block_costs exit $?"
+    grep "^|" "$OUT/block_costs.log"
+    timeout 330 python3 scripts/benchmark.py yolov8n.yaml $A $P "$A@$REF" yolo11n.yaml yolo12n.yaml --rounds 8 \
+        --sections train,latency,hires,cudagraph --out /tmp/speed --budget-s 300 > "$OUT/release.log" 2>&1
+    echo "benchmark exit $?"; sed -n '/^## yolo-attn benchmark/,$p' "$OUT/release.log"; cp /tmp/speed/benchmark.json "$OUT/release.json"
+    timeout 90 python3 scripts/benchmark.py yolov8n.yaml $A $P --sections train --rounds 8 --out /tmp/repeat \
+        --budget-s 80 > "$OUT/repeat.log" 2>&1; echo "repeat exit $?"; sed -n '/^### Cost/,/^$/p' "$OUT/repeat.log"
+    ;;
+compiled)
+    timeout 400 python3 scripts/benchmark.py yolov8n.yaml configs/yolov8n-attn.yaml configs/yolov8n-attn-p45.yaml \
+        --sections train --train-sizes 640:32 --train-compile default --rounds 8 --out /tmp/compiled --budget-s 380 \
+        > "$OUT/compiled.log" 2>&1; echo "compiled exit $?"; sed -n '/^### Cost/,/^$/p' "$OUT/compiled.log"
     ;;
 sdpa)
     # which SDPA backend a training step and an inference batch are fastest with; where inference time goes

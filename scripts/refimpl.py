@@ -1,7 +1,8 @@
 """Run a model with the Attention2d of another git revision: before/after timing in one process, same weights.
 
 `benchmark.py configs/yolov8n-attn.yaml@66f4337` and `block_costs.py --ref 66f4337` build the model as usual, then
-give every Attention2d the methods of `yolo_attn/attention2d.py` as it was at that revision (read with `git show`).
+give every Attention2d the methods of `yolo_attn/attention2d.py` as it was at that revision (read with `git show`;
+REV may also be a path to a saved copy of that file, ending in .py).
 The other modules (position table, block, ...) stay the working tree's, and the revision's Attention2d must keep
 today's attributes (c1, dim, num_heads, qkv, proj, pos, ...), as every revision since the key/value cap does.
 """
@@ -23,7 +24,7 @@ REPO = Path(__file__).resolve().parents[1]
 def split_rev(spec: str) -> tuple[str, str | None]:
     """'configs/yolov8n-attn.yaml@66f4337' -> ('configs/yolov8n-attn.yaml', '66f4337'); no '@' -> (spec, None)."""
     head, sep, rev = spec.rpartition("@")
-    if sep and re.fullmatch(r"[\w.~^-]+", rev):
+    if sep and re.fullmatch(r"[\w.~^/-]+", rev):
         return head, rev
     return spec, None
 
@@ -33,16 +34,21 @@ def attention2d_at(rev: str) -> type:
     """A subclass of today's Attention2d whose methods are those of `rev` (so isinstance checks still hold)."""
     from yolo_attn.attention2d import Attention2d
 
-    try:
-        src = subprocess.run(["git", "-C", str(REPO), "show", f"{rev}:yolo_attn/attention2d.py"],
-                             check=True, capture_output=True, text=True).stdout
-    except (OSError, subprocess.CalledProcessError) as e:
-        raise SystemExit(f"cannot read yolo_attn/attention2d.py at revision {rev!r}: {getattr(e, 'stderr', e)}") from e
+    if rev.endswith(".py") and Path(rev).is_file():  # a saved copy, for trees without git history
+        src, origin = Path(rev).read_text(), rev
+    else:
+        try:
+            src = subprocess.run(["git", "-C", str(REPO), "show", f"{rev}:yolo_attn/attention2d.py"],
+                                 check=True, capture_output=True, text=True).stdout
+        except (OSError, subprocess.CalledProcessError) as e:
+            raise SystemExit(f"cannot read yolo_attn/attention2d.py at revision {rev!r} ({getattr(e, 'stderr', e)}); "
+                             f"without git history, pass the file `git show {rev}:yolo_attn/attention2d.py` writes") from e
+        origin = f"{rev}:yolo_attn/attention2d.py"
     name = "yolo_attn._attention2d_" + re.sub(r"\W", "_", rev)
     module = types.ModuleType(name)
     module.__package__ = "yolo_attn"  # its relative imports resolve against today's package
     sys.modules[name] = module
-    exec(compile(src, f"{rev}:yolo_attn/attention2d.py", "exec"), module.__dict__)
+    exec(compile(src, origin, "exec"), module.__dict__)
     skip = {"__module__", "__dict__", "__weakref__", "__doc__", "__init__"}
     methods = {k: v for k, v in vars(module.Attention2d).items() if k not in skip}
     return type(f"Attention2d@{rev}", (Attention2d,), methods)
