@@ -396,3 +396,18 @@ def test_training_and_inference_projections_agree(kwargs):
     conv = layer(x.requires_grad_())
     assert conv.grad_fn is not None and "ConvolutionBackward0" in backward_nodes(conv)
     torch.testing.assert_close(conv, gemm)
+
+
+def test_compiled_training_graph_keeps_the_gemm():
+    # The 1x1-convolution form is for eager steps (host time); compiled, the plain GEMM is what inductor lays out best.
+    graphs = []
+
+    def capture(gm, example_inputs):
+        graphs.append(gm)
+        return gm.forward
+
+    layer = Attention2d(64, head_dim=32, kv_tokens=20)
+    for dynamic in (False, True):  # symbolic sizes too (a second image size): the key/value cap still traces whole
+        torch.compile(layer, backend=capture, fullgraph=True, dynamic=dynamic)(torch.randn(2, 64, 12, 16, requires_grad=True))
+    targets = " ".join(str(n.target) for g in graphs for n in g.graph.nodes)
+    assert len(graphs) == 2 and "linear" in targets and "conv2d" not in targets, targets
