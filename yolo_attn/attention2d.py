@@ -41,7 +41,7 @@ def project(tokens: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | Non
 
     While autograd records (a training step) the product runs as a 1x1 cuDNN convolution of the channels-last map
     the tokens already are: in PyTorch's deterministic mode, which `yolo train` turns on, a cuBLAS GEMM costs the
-    host about 4x the time of the same product through cuDNN (50 vs 13 us on an H200 host, 239 vs 110 us with its
+    host about 3x the time of the same product through cuDNN (53 vs 17 us on an H200 host, 371 vs 188 us with its
     backward), and an eager training step is bound by host time (docs/benchmarks.md). Without autograd (inference,
     FLOP counting) or while compiling or tracing (export) it is the plain GEMM: the same arithmetic, exported as
     MatMul, and what torch.compile lays out best (it measured 1.25x the memory and 5% slower with the convolution).
@@ -139,7 +139,7 @@ class Attention2d(nn.Module):
             return avg_pool_ceil(tokens.permute(0, 3, 1, 2), f).permute(0, 2, 3, 1)
         if H % f == 0 and W % f == 0 and not torch.jit.is_tracing():  # traced, the size test would be frozen
             # A mean over a view of the windows: its backward is one broadcast, where avg_pool2d's channels-last
-            # backward took 8x its forward on an H200 (docs/benchmarks.md).
+            # backward is slow (forward + backward 307 vs 89 us at P3, batch 32, H200; docs/benchmarks.md).
             return tokens.view(B, H // f, f, W // f, f, C).mean((2, 4))
         # count_include_pad=False: border windows average real pixels only, and ONNX AveragePool agrees.
         grid = tokens.permute(0, 3, 1, 2)  # (B, C, H, W) with channels-last strides, which avg_pool2d keeps
