@@ -44,7 +44,8 @@ def project(tokens: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | Non
     host about 3x the time of the same product through cuDNN (53 vs 17 us on an H200 host, 371 vs 188 us with its
     backward), and an eager training step is bound by host time (docs/benchmarks.md). Without autograd (inference,
     FLOP counting) or while compiling or tracing (export) it is the plain GEMM: the same arithmetic, exported as
-    MatMul, and what torch.compile lays out best (it measured 1.25x the memory and 5% slower with the convolution).
+    MatMul, and what torch.compile handles best (compiled, the convolution form trained at 0.89x of yolov8n with
+    1.25x its memory, the GEMM form at 0.92x with 1.06x).
     """
     if torch.is_grad_enabled() and not _is_traced():
         w = weight.view(*weight.shape, 1, 1)  # (out, C, 1, 1), a view: the weight's gradient stays a plain matrix
