@@ -15,8 +15,8 @@ import torch.nn.functional as F
 from ._checks import check_bool, check_float, check_heads, check_int
 from .attention import attend, attention_weights
 from .config import use_fused_attn
-from .export import avg_pool_ceil, kv_pool_factor_traced
-from .pos_embed import PositionalEncoding2d, _is_traced
+from .export import avg_pool_ceil, is_traced, kv_pool_factor_traced
+from .pos_embed import PositionalEncoding2d
 
 _MAX_KERNEL = 2**31 - 1
 
@@ -47,7 +47,7 @@ def project(tokens: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | Non
     MatMul, and what torch.compile handles best (compiled, the convolution form trained at 0.89x of yolov8n with
     1.25x its memory, the GEMM form at 0.92x with 1.06x).
     """
-    if torch.is_grad_enabled() and not _is_traced():
+    if torch.is_grad_enabled() and not is_traced():
         w = weight.view(*weight.shape, 1, 1)  # (out, C, 1, 1), a view: the weight's gradient stays a plain matrix
         return F.conv2d(tokens.permute(0, 3, 1, 2), w, bias).permute(0, 2, 3, 1)
     return F.linear(tokens, weight, bias)

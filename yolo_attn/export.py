@@ -6,8 +6,8 @@ export size. `Attention2d` with a key/value cap (`kv_tokens > 0`) picks its pool
 under tracing it calls these functions instead: the factor and the pooling are then graph operations, and an
 exported dynamic model pools exactly as the PyTorch model does at every input size.
 
-Both functions also accept plain ints and run eagerly, which is how the tests compare them with
-`kv_pool_factor` and `F.avg_pool2d`.
+`kv_pool_factor_traced` and `avg_pool_ceil` also accept plain ints and run eagerly, which is how the tests compare
+them with `kv_pool_factor` and `F.avg_pool2d`. `is_traced` tells the layers when a graph is being captured.
 """
 
 from __future__ import annotations
@@ -15,7 +15,12 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-__all__ = ["avg_pool_ceil", "kv_pool_factor_traced"]
+__all__ = ["avg_pool_ceil", "is_traced", "kv_pool_factor_traced"]
+
+
+def is_traced() -> bool:
+    """True while compiling, scripting or tracing (export): code that caches or picks by size must not, then."""
+    return torch.compiler.is_compiling() or torch.jit.is_scripting() or torch.jit.is_tracing()
 
 
 def _tensor(v) -> torch.Tensor:

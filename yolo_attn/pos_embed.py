@@ -8,6 +8,7 @@ import torch
 import torch.nn as nn
 
 from ._checks import check_float, check_int
+from .export import is_traced
 
 _FLOAT_MAX = torch.finfo(torch.float64).max
 
@@ -42,11 +43,6 @@ def build_sincos2d_pos_embed(
     x_part = torch.cat((xs.sin(), xs.cos()), dim=1).t()[:, None, :].expand(-1, height, -1)  # (D/2, H, W)
     y_part = torch.cat((ys.sin(), ys.cos()), dim=1).t()[:, :, None].expand(-1, -1, width)  # (D/2, H, W)
     return torch.cat((x_part, y_part), dim=0).to(dtype)  # (D, H, W)
-
-
-def _is_traced() -> bool:
-    """True while compiling, scripting or tracing (export): then tables are built in-graph, never cached."""
-    return torch.compiler.is_compiling() or torch.jit.is_scripting() or torch.jit.is_tracing()
 
 
 class PositionalEncoding(nn.Module):
@@ -117,7 +113,7 @@ class PositionalEncoding2d(nn.Module):
 
     def table(self, height: int, width: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
         """Return the (C, H, W) table for this size, from the cache when not tracing (cached with (H, W, C) strides)."""
-        if _is_traced():
+        if is_traced():  # then the table is built in-graph, never cached
             return build_sincos2d_pos_embed(height, width, self.c1, self.temperature, device, dtype)
         key = (height, width, device, dtype)
         if self._cache is None or self._cache[0] != key:
