@@ -179,6 +179,16 @@ class Dev:
         return {"ms": statistics.median(times), "iters": n, "warmup_s": time.perf_counter() - t0}
 
 
+def profiled_events(fn, dev: Dev):
+    """Run `fn` once under torch.profiler (CPU and CUDA activities), synchronised; return the profiler's events."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if dev.cuda else [])) as prof:
+        fn()
+        dev.sync()
+    return prof.events()
+
+
 def set_deterministic(on: bool):
     """What Ultralytics' trainer does with deterministic=True (its default), and undoes after training."""
     if on:
@@ -350,13 +360,9 @@ class Bench:
         kernels as fast as the GPU runs them (a faster CPU, CUDA graphs, compile): the GPU-bound cost.
         """
         from torch.autograd import DeviceType
-        from torch.profiler import ProfilerActivity, profile
 
         try:
-            with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
-                step()
-                self.dev.sync()
-            events = prof.events()
+            events = profiled_events(step, self.dev)
             by_kernels = sum(k.duration for e in events for k in (getattr(e, "kernels", None) or []))
             by_device = sum(e.time_range.elapsed_us() for e in events if e.device_type == DeviceType.CUDA)
             us = max(by_kernels, by_device)
@@ -877,19 +883,19 @@ def profile_mode(args) -> int:
             yield x
             stack.extend(x.cpu_children)
 
-    # Top kernels of the whole step.
-    totals: dict[str, list] = {}
-    for e in events:
-        for n, us in leaf_work(e):
-            t = totals.setdefault(n, [0, 0.0])
+    def tally(work) -> dict[str, list]:
+        """{name: [calls, total us]} of (name, us) pairs."""
+        out: dict[str, list] = {}
+        for n, us in work:
+            t = out.setdefault(n, [0, 0.0])
             t[0] += 1
             t[1] += us
+        return out
+
+    # Top kernels of the whole step.
+    totals = tally(w for e in events for w in leaf_work(e))
     if dev.cuda and not totals:  # older/newer profiler layouts: fall back to device-side events
-        for e in events:
-            if e.device_type == DeviceType.CUDA:
-                t = totals.setdefault(e.name, [0, 0.0])
-                t[0] += 1
-                t[1] += e.time_range.elapsed_us()
+        totals = tally((e.name, e.time_range.elapsed_us()) for e in events if e.device_type == DeviceType.CUDA)
     grand = sum(v[1] for v in totals.values()) or 1.0
     top = sorted(totals.items(), key=lambda kv: -kv[1][1])[:25]
 
@@ -939,17 +945,13 @@ def profile_mode(args) -> int:
     L += table(["module", f"fwd {unit}s", "fwd ms", f"bwd {unit}s", "bwd ms", "fwd host ms", "bwd host ms"], rows)
     for p in per_mod[:1]:  # the first block's work, kernel by kernel: where a block's launches go
         for part in ("fwd", "bwd"):
-            agg: dict[str, list] = {}
-            for n, us in p[f"{part}_work"]:
-                agg.setdefault(short(n, 100), [0, 0.0])
-                agg[short(n, 100)][0] += 1
-                agg[short(n, 100)][1] += us
+            agg = tally((short(n, 100), us) for n, us in p[f"{part}_work"])
             L += ["", f"{p['module'].removeprefix('yolo_attn::')}, {part}: {len(p[f'{part}_work'])} {unit}s"]
             L += table([unit, "calls", "us"], [[n, str(c), f"{us:.0f}"] for n, (c, us) in sorted(agg.items(), key=lambda kv: -kv[1][1])])
             nodes = p.get(f"{part}_nodes", [])
             L += ["", f"{p['module'].removeprefix('yolo_attn::')}, {part}: host time by "
                   f"{'top-level op' if part == 'fwd' else 'autograd node'} ({len(nodes)})"]
-            L += table(["op" if part == "fwd" else "node", f"host us", unit + "s"],
+            L += table(["op" if part == "fwd" else "node", "host us", unit + "s"],
                        [[short(n, 80), f"{us:.0f}", str(k)] for n, us, k in nodes])
     L += ["", f"yolo_attn share: {tot_n} {unit}s, {tot_us / 1e3:.2f} ms = {100 * tot_us / grand:.1f}% of the step's {unit} time.",
           f"Attention {unit}s seen: {', '.join(short(k, 80) for k in attn_kernels) or 'none'}"]

@@ -36,6 +36,7 @@ import torch.nn.functional as F  # noqa: E402
 from ultralytics.utils.torch_utils import init_seeds, unset_deterministic  # noqa: E402
 
 import refimpl  # noqa: E402
+from benchmark import Dev, profiled_events  # noqa: E402
 from yolo_attn.block import SelfAttentionBlock  # noqa: E402
 
 LEVELS = [(64, 80), (128, 40), (256, 20)]  # yolov8n-attn's P3, P4, P5 at 640 px: (channels, side)
@@ -44,10 +45,7 @@ LEVELS = [(64, 80), (128, 40), (256, 20)]  # yolov8n-attn's P3, P4, P5 at 640 px
 class Timer:
     def __init__(self, device: torch.device, quick: bool):
         self.device, self.quick = device, quick
-
-    def sync(self):
-        if self.device.type == "cuda":
-            torch.cuda.synchronize(self.device)
+        self.dev = Dev(device)
 
     def host_us(self, fn) -> float:
         """Best of 5 runs of the mean time per call; with a near-idle GPU this is the host's cost of issuing it."""
@@ -56,27 +54,22 @@ class Timer:
             fn()
         best = float("inf")
         for _ in range(reps):
-            self.sync()
+            self.dev.sync()
             t = time.perf_counter()
             for _ in range(n):
                 fn()
-            self.sync()
+            self.dev.sync()
             best = min(best, (time.perf_counter() - t) / n * 1e6)
         return best
 
     def gpu_us(self, fn) -> tuple[float | None, int | None]:
         """Summed kernel time and kernel count of one call (CUDA only)."""
-        if self.device.type != "cuda":
+        if not self.dev.cuda:
             return None, None
-        from torch.profiler import ProfilerActivity, profile
-
         for _ in range(5):
             fn()
-        self.sync()
-        with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
-            fn()
-            self.sync()
-        kernels = [k for e in prof.events() for k in (getattr(e, "kernels", None) or [])]
+        self.dev.sync()
+        kernels = [k for e in profiled_events(fn, self.dev) for k in (getattr(e, "kernels", None) or [])]
         return sum(k.duration for k in kernels), len(kernels)
 
 
