@@ -227,5 +227,12 @@ def test_ddp_worker_start_up_path(tiny_data, tmp_path):
     assert (tmp_path / "ddp" / "weights" / "last.pt").exists()
 
 
+def test_register_before_ultralytics_is_imported(tmp_path):
+    # register() imports Ultralytics, whose import runs the auto-loader, which calls register() again: no deadlock.
+    code = ("import yolo_attn.integration as i; i.register(); "
+            "import ultralytics.nn.tasks as t; assert t.SelfAttentionBlock; print('ok')")
+    assert run([sys.executable, "-c", code], cwd=tmp_path, timeout=120).stdout.strip().endswith("ok")
+
+
 def test_plugin_version_is_exposed():
     assert yolo_attn.__version__

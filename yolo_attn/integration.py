@@ -332,16 +332,20 @@ def _plugin_version() -> str:
 def register() -> None:
     """Register the yolo-attn layers with Ultralytics; safe to call many times and from many threads."""
     global _registered
+    if _registered:
+        return
+    # Imported outside the lock: a first import of it runs the auto-loader, which calls register() itself.
+    import ultralytics.nn.tasks as tasks
+
     with _lock:
         if _registered:
             return
-        import ultralytics.nn.tasks as tasks
-
         _bind_names(tasks)
         _explain_row_errors(tasks)
         _allow_safe_load(tasks)
         _install_config_search()
         _install_exact_flops()
         _install_warm_start(tasks)
+        _install_fuse(tasks)
         _check_version()
         _registered = True
