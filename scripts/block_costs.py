@@ -9,6 +9,8 @@ Sections (deterministic mode as `yolo train` sets it, AMP fp16, channels-last in
   blocks  the shipped block at P3, P4 and P5 of yolov8n-attn at 640 px: host time per forward + backward at batch 2,
           GPU time and kernel count at batch 32. With --ref REV, the same block with the attention code of git
           revision REV beside it (see refimpl.py), same weights.
+  infer   the same blocks in inference (fp16, channels-first maps, as Ultralytics predicts): host time per forward
+          at batch 1, GPU time at batch 32; fused (BatchNorm folded) and not, and at REV.
 
   python scripts/block_costs.py --ref 66f4337        # on the GPU
   python scripts/block_costs.py --device cpu --quick # smoke test
@@ -141,6 +143,26 @@ def section_blocks(t: Timer, dtype, ref: str | None, batches: tuple[int, int]) -
     return rows
 
 
+def section_infer(t: Timer, dtype, ref: str | None, batches: tuple[int, int]) -> list[list[str]]:
+    rows = []
+    for c, side in LEVELS:
+        torch.manual_seed(0)
+        block = SelfAttentionBlock(c, "standard", 64, None, None, True, 400)
+        nn.init.normal_(block.attn.proj.weight, std=0.02)
+        variants = {"this checkout, fused (as Ultralytics predicts)": copy.deepcopy(block).fuse(),
+                    "this checkout, BatchNorm kept": block}
+        if ref:
+            variants[f"@{ref}"] = refimpl.use_revision(copy.deepcopy(block), ref)
+        for name, b in variants.items():
+            b = b.to(t.device, dtype).eval()
+            xs = [torch.randn(n, c, side, side, device=t.device, dtype=dtype) for n in batches]  # channels-first
+            with torch.inference_mode():
+                host = t.host_us(lambda: b(xs[0]))
+                us, n = t.gpu_us(lambda: b(xs[1]))
+            rows.append([name, f"{c}x{side}x{side}", f"{host:.0f}", "n/a" if us is None else f"{us:.0f}", str(n or "n/a")])
+    return rows
+
+
 def table(header, rows) -> str:
     return "\n".join(["| " + " | ".join(header) + " |", "|" + "---|" * len(header)] + ["| " + " | ".join(r) + " |" for r in rows])
 
@@ -148,7 +170,7 @@ def table(header, rows) -> str:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    p.add_argument("--sections", default="ops,pool,blocks")
+    p.add_argument("--sections", default="ops,pool,blocks,infer")
     p.add_argument("--ref", default=None, help="git revision whose attention code to time beside this checkout's")
     p.add_argument("--quick", action="store_true", help="few calls, small batches: a smoke test")
     p.add_argument("--out", default=None, help="write block_costs.json and .md here")
@@ -179,6 +201,12 @@ def main(argv=None) -> int:
         out["blocks"] = rows
         md += ["", f"### One block, training forward + backward (host at batch {batches[0]}, GPU at batch {batches[1]})",
                table(["attention code", "C x H x W", "host us", "GPU us", "kernels"], rows)]
+    if "infer" in sections:
+        batches = (1, 2) if a.quick else (1, 32)
+        rows = section_infer(t, dtype, a.ref, batches)
+        out["infer"] = rows
+        md += ["", f"### One block, inference forward on a channels-first map (host at batch {batches[0]}, GPU at batch "
+               f"{batches[1]})", table(["attention code", "C x H x W", "host us", "GPU us", "kernels"], rows)]
     text = "\n".join(md)
     print(text)
     if a.out:

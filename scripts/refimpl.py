@@ -5,11 +5,13 @@ give every Attention2d the methods of `yolo_attn/attention2d.py` as it was at th
 REV may also be a path to a saved copy of that file, ending in .py).
 The other modules (position table, block, ...) stay the working tree's, and the revision's Attention2d must keep
 today's attributes (c1, dim, num_heads, qkv, proj, pos, ...), as every revision since the key/value cap does.
+A revision from before BatchNorm folding keeps its blocks' norms when the model is fused, as it did then.
 """
 
 from __future__ import annotations
 
 import functools
+import inspect
 import re
 import subprocess
 import sys
@@ -51,7 +53,21 @@ def attention2d_at(rev: str) -> type:
     exec(compile(src, origin, "exec"), module.__dict__)
     skip = {"__module__", "__dict__", "__weakref__", "__doc__", "__init__"}
     methods = {k: v for k, v in vars(module.Attention2d).items() if k not in skip}
+    if "shortcut" not in inspect.signature(methods["forward"]).parameters:  # before the shortcut argument
+        methods["forward"] = _with_shortcut(methods["forward"])
+    methods["folds_norm"] = "fuse_input_norm" in vars(module.Attention2d)  # BatchNorm folding at inference
     return type(f"Attention2d@{rev}", (Attention2d,), methods)
+
+
+def _with_shortcut(forward):
+    """`forward(x)` of a revision before `Attention2d.forward(x, shortcut)`: the block's add done as it did then."""
+
+    @functools.wraps(forward)
+    def forward_shortcut(self, x, shortcut=None):
+        out = forward(self, x)
+        return out if shortcut is None else shortcut + out
+
+    return forward_shortcut
 
 
 def use_revision(model: nn.Module, rev: str) -> nn.Module:
@@ -64,6 +80,9 @@ def use_revision(model: nn.Module, rev: str) -> nn.Module:
         if isinstance(m, Attention2d):
             m.__class__ = cls
             swapped += 1
+        attn = getattr(m, "attn", None)
+        if isinstance(attn, Attention2d) and callable(getattr(m, "fuse", None)) and not cls.folds_norm:
+            m.fuse = types.MethodType(lambda self: self, m)  # the revision cannot fold its norm: fusing leaves it
     if not swapped:
         raise SystemExit(f"@{rev}: the model has no Attention2d to run at that revision")
     return model

@@ -139,6 +139,27 @@ def test_bad_yaml_rows_raise_clear_errors(tmp_path, row, error, match):
         DetectionModel(str(write_cfg(tmp_path, row)), verbose=False)
 
 
+def test_ultralytics_fuse_folds_attention_norms():
+    # Ultralytics fuses before predict, val of a checkpoint and export; its fuse() must fold our blocks' norms too.
+    torch.manual_seed(0)
+    model = DetectionModel(str(CONFIGS / "yolov8n-attn.yaml"), verbose=False)
+    for b in model.modules():
+        if isinstance(b, SelfAttentionBlock):
+            torch.nn.init.normal_(b.attn.proj.weight, std=0.1)
+            with torch.no_grad():
+                b.norm.running_mean.uniform_(-1, 1)
+                b.norm.running_var.uniform_(0.5, 2)
+    model.eval()
+    x = torch.rand(2, 3, 96, 128)
+    with torch.no_grad():
+        before = model(x)[0]
+        model.fuse(verbose=False)
+        after = model(x)[0]
+    blocks = [b for b in model.modules() if isinstance(b, SelfAttentionBlock)]
+    assert len(blocks) == 3 and all(b.norm is None for b in blocks) and model.is_fused()
+    torch.testing.assert_close(after, before, rtol=1e-4, atol=1e-3)
+
+
 def test_layers_built_by_hand_through_ultralytics_names():
     import ultralytics.nn.tasks as tasks
 

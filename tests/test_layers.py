@@ -385,17 +385,164 @@ def test_unpooled_backward_makes_no_copies():
     assert not copying, copying
 
 
+def top_level_ops(fn) -> list[str]:
+    """Names of the aten ops `fn` calls directly (not those inside other ops), in order."""
+    from torch.profiler import profile
+
+    with profile() as prof:
+        fn()
+    return [e.name for e in prof.events() if e.name.startswith("aten::") and e.cpu_parent is None]
+
+
+@pytest.fixture
+def channels_first_always(monkeypatch):
+    """Inference reads every channels-first map transposed, however small (the real threshold is for GPU sizes)."""
+    import yolo_attn.attention2d as attention2d
+
+    monkeypatch.setattr(attention2d, "CHANNELS_FIRST_MIN", 0)
+
+
+CF_CASES = [
+    dict(),
+    dict(kv_stride=2),
+    dict(kv_tokens=20),
+    dict(pos=False),
+    dict(c2=32, qkv_bias=True, proj_bias=True),
+]
+
+
+@pytest.mark.parametrize("kwargs", CF_CASES, ids=["qkv", "pooled", "capped", "no-pos", "biases-c2"])
+@pytest.mark.parametrize("batch", [1, 2])
+def test_channels_first_inference_matches_the_training_path(kwargs, batch, channels_first_always):
+    # Inference on a channels-first map reads it transposed and writes its output channels-first, the shortcut
+    # added by the output product; training lays the map out as tokens. Same function, float64.
+    torch.manual_seed(0)
+    layer = Attention2d(64, head_dim=32, **kwargs).double().eval()
+    x = torch.randn(batch, 64, 13, 17, dtype=torch.float64)
+    shortcut = torch.randn(batch, layer.c2, 13, 17, dtype=torch.float64)
+    for sc in (None, shortcut):
+        with torch.no_grad():
+            y = layer(x, sc)
+        assert y.is_contiguous()  # channels-first, as the network around it runs
+        torch.testing.assert_close(y, layer(x.requires_grad_(), sc).detach())
+    torch.testing.assert_close(layer(x, shortcut) - shortcut, reference_attention2d(layer, x))
+
+
+def test_channels_first_inference_makes_no_layout_pass(channels_first_always):
+    layer = Attention2d(64, head_dim=32, kv_tokens=20, qkv_bias=False, proj_bias=False).eval()
+    x = torch.randn(2, 64, 12, 16)
+    with torch.no_grad():
+        layer(x, x)  # builds the position table
+        ops = top_level_ops(lambda: layer(x, x))
+    assert ops.count("aten::bmm") == 2 and ops.count("aten::baddbmm") == 1, ops
+    assert not {"aten::contiguous", "aten::clone", "aten::copy_", "aten::permute", "aten::conv2d"} & set(ops), ops
+
+
+def test_small_maps_and_training_take_the_token_path():
+    # Below CHANNELS_FIRST_MIN elements inference is host-bound on a GPU: tokens and cuDNN products, as in training.
+    layer = Attention2d(64, head_dim=32).eval()
+    x = torch.randn(1, 64, 12, 16)
+    with torch.no_grad():
+        ops = top_level_ops(lambda: layer(x))
+    assert "aten::conv2d" in ops and "aten::bmm" not in ops, ops
+    ops = top_level_ops(lambda: layer(x.requires_grad_()))
+    assert "aten::conv2d" in ops and "aten::bmm" not in ops, ops
+
+
+def test_shortcut_of_the_wrong_shape_is_named():
+    layer = Attention2d(64, head_dim=32)
+    with pytest.raises(ValueError, match=r"Attention2d: shortcut has shape \(1, 32, 8, 8\), the output \(1, 64, 8, 8\)"):
+        layer(torch.randn(1, 64, 8, 8), torch.randn(1, 32, 8, 8))
+
+
+def trained_block(**kwargs) -> SelfAttentionBlock:
+    """A block whose BatchNorm has non-trivial statistics and affine (one channel's scale exactly zero)."""
+    torch.manual_seed(0)
+    block = SelfAttentionBlock(64, head_dim=32, **kwargs)
+    torch.nn.init.normal_(block.attn.proj.weight, std=0.2)
+    with torch.no_grad():
+        block.norm.running_mean.uniform_(-2, 2)
+        block.norm.running_var.uniform_(0.5, 4)
+        block.norm.weight.uniform_(0.5, 2)[0] = 0.0
+        block.norm.bias.uniform_(-1, 1)
+    return block.eval()
+
+
+@pytest.mark.parametrize("kwargs", [dict(), dict(type="efficient"), dict(kv_tokens=20), dict(pos=False)],
+                         ids=["standard", "efficient", "capped", "no-pos"])
+@pytest.mark.parametrize("path", ["tokens", "channels-first", "channels-last"])
+def test_fused_block_computes_the_same(kwargs, path, monkeypatch):
+    import copy
+
+    import yolo_attn.attention2d as attention2d
+
+    if path == "channels-first":
+        monkeypatch.setattr(attention2d, "CHANNELS_FIRST_MIN", 0)
+    block = trained_block(**kwargs).double()
+    fused = copy.deepcopy(block).fuse()
+    assert fused.norm is None and fused.attn.in_scale is not None
+    x = torch.randn(2, 64, 13, 17, dtype=torch.float64)
+    if path == "channels-last":
+        x = x.to(memory_format=torch.channels_last)
+    with torch.no_grad():
+        torch.testing.assert_close(fused(x), block(x))
+    assert fused.fuse() is fused  # fusing again changes nothing
+    with torch.no_grad():
+        torch.testing.assert_close(fused(x), block(x))
+    assert "batch_norm" not in " ".join(top_level_ops(lambda: fused(x)))
+
+
+def test_fused_block_keeps_its_cache_lean_and_its_checkpoint_whole():
+    block = trained_block().fuse()
+    x = torch.randn(1, 64, 8, 8)
+    with torch.no_grad():
+        y = block(x)
+    # the folded shift rides in the position table's cache: one table, not a table and a shifted copy
+    assert block.attn.in_shift is None and block.attn.pos.shift is not None
+    tensors = [v for v in vars(block.attn).values() if isinstance(v, torch.Tensor)]
+    assert not tensors, tensors
+    state = block.state_dict()
+    assert {"attn.in_scale", "attn.pos.shift"} <= set(state) and not any(k.startswith("norm.") for k in state)
+    again = SelfAttentionBlock(64, head_dim=32).fuse()  # a fused block loads a fused checkpoint
+    again.load_state_dict(state)
+    with torch.no_grad():
+        torch.testing.assert_close(again.eval()(x), y)
+
+
+def test_position_cache_follows_an_edited_shift():
+    pe = PositionalEncoding2d(8)
+    pe.shift = torch.zeros(8)
+    t0 = pe.table(4, 5, torch.device("cpu"), torch.float32).clone()
+    pe.shift += 1.0  # in place: the cached table must not go stale
+    torch.testing.assert_close(pe.table(4, 5, torch.device("cpu"), torch.float32), t0 + 1)
+
+
+def test_fuse_input_norm_checks_its_argument():
+    layer = Attention2d(64, head_dim=32)
+    with pytest.raises(TypeError, match="Attention2d: fuse_input_norm takes a BatchNorm2d"):
+        layer.fuse_input_norm(torch.nn.LayerNorm(64))
+    with pytest.raises(ValueError, match="Attention2d: the norm has 32 channels, layer was built for c1=64"):
+        layer.fuse_input_norm(torch.nn.BatchNorm2d(32))
+    layer.fuse_input_norm(torch.nn.BatchNorm2d(64))
+    with pytest.raises(RuntimeError, match="Attention2d: a norm is already folded"):
+        layer.fuse_input_norm(torch.nn.BatchNorm2d(64))
+
+
 @pytest.mark.parametrize("kwargs", [dict(), dict(kv_tokens=20)], ids=["unpooled", "pooled"])
-def test_training_and_inference_projections_agree(kwargs):
-    # With autograd on, the projections run as 1x1 convolutions (cuDNN is cheaper to call than cuBLAS in
-    # deterministic training); without it, as GEMMs. The same arithmetic either way.
-    layer = Attention2d(64, head_dim=32, **kwargs).double()
+def test_eager_and_traced_projections_agree(kwargs):
+    # Eagerly the products run as 1x1 convolutions (cuDNN is cheaper to call than cuBLAS, docs/benchmarks.md);
+    # traced (export) as GEMMs, exported as MatMul. The same arithmetic either way.
+    layer = Attention2d(64, head_dim=32, **kwargs).double().eval()
     x = torch.randn(2, 64, 12, 16, dtype=torch.float64)
     with torch.no_grad():
-        gemm = layer(x)
+        eager = layer(x)
+        traced = torch.jit.trace(layer, x)
+    assert "aten::linear" in str(traced.inlined_graph) and "conv" not in str(traced.inlined_graph)
     conv = layer(x.requires_grad_())
     assert conv.grad_fn is not None and "ConvolutionBackward0" in backward_nodes(conv)
-    torch.testing.assert_close(conv, gemm)
+    torch.testing.assert_close(conv, eager)
+    with torch.no_grad():
+        torch.testing.assert_close(traced(x), eager)
 
 
 def test_compiled_training_graph_keeps_the_gemm():

@@ -71,6 +71,7 @@ def test_benchmark_profiles_an_eval_forward(tmp_path):
 
 def test_a_revisions_attention_runs_in_todays_model():
     # `config@REV` / `--ref REV`: the attention methods of a git revision, on today's modules and weights.
+    import inspect
     import shutil
 
     import refimpl
@@ -89,7 +90,8 @@ def test_a_revisions_attention_runs_in_todays_model():
     want = block(x)
     refimpl.use_revision(block, "HEAD")
     assert type(block.attn).__name__ == "Attention2d@HEAD" and isinstance(block.attn, Attention2d)
-    assert type(block.attn).forward.__code__.co_filename == "HEAD:yolo_attn/attention2d.py"
+    forward = inspect.unwrap(type(block.attn).forward)  # wrapped for revisions before forward's shortcut argument
+    assert forward.__code__.co_filename == "HEAD:yolo_attn/attention2d.py"
     got = block(x)
     unchanged = subprocess.run(["git", "-C", str(REPO), "diff", "--quiet", "HEAD", "--", "yolo_attn/attention2d.py"])
     if unchanged.returncode == 0:  # HEAD's code is this checkout's: the same outputs

@@ -37,20 +37,63 @@ def kv_pool_factor(height: int, width: int, stride: int, max_tokens: int) -> int
 
 
 def project(tokens: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
-    """`F.linear` over the channels of (B, H, W, C) tokens -> (B, H, W, out), as a 1x1 convolution when training.
+    """`F.linear` over the channels of (B, H, W, C) tokens -> (B, H, W, out), as a 1x1 convolution in eager mode.
 
-    While autograd records (a training step) the product runs as a 1x1 cuDNN convolution of the channels-last map
-    the tokens already are: in PyTorch's deterministic mode, which `yolo train` turns on, a cuBLAS GEMM costs the
-    host about 3x the time of the same product through cuDNN (53 vs 17 us on an H200 host, 371 vs 188 us with its
-    backward), and an eager training step is bound by host time (docs/benchmarks.md). Without autograd (inference,
-    FLOP counting) or while compiling or tracing (export) it is the plain GEMM: the same arithmetic, exported as
-    MatMul, and what torch.compile handles best (compiled, the convolution form trained at 0.89x of yolov8n with
-    1.25x its memory, the GEMM form at 0.92x with 1.06x).
+    Eagerly the product runs as a 1x1 cuDNN convolution of the channels-last map the tokens already are: a cuBLAS
+    GEMM costs the host about 3x as much per call, 50-55 us against 17-24 us on an H200 host both in `yolo train`'s
+    deterministic mode and at inference in an Ultralytics process (which sets CUBLAS_WORKSPACE_CONFIG), and eager
+    training steps and small-batch inference are bound by host time (docs/benchmarks.md). While compiling or
+    tracing (export) it is the plain GEMM: the same arithmetic, exported as MatMul, and what torch.compile handles
+    best (compiled, the convolution form trained at 0.89x of yolov8n with 1.25x its memory, the GEMM form at 0.92x
+    with 1.06x).
     """
-    if torch.is_grad_enabled() and not is_traced():
-        w = weight.view(*weight.shape, 1, 1)  # (out, C, 1, 1), a view: the weight's gradient stays a plain matrix
-        return F.conv2d(tokens.permute(0, 3, 1, 2), w, bias).permute(0, 2, 3, 1)
-    return F.linear(tokens, weight, bias)
+    if is_traced():
+        return F.linear(tokens, weight, bias)
+    w = weight.view(*weight.shape, 1, 1)  # (out, C, 1, 1), a view: the weight's gradient stays a plain matrix
+    return F.conv2d(tokens.permute(0, 3, 1, 2), w, bias).permute(0, 2, 3, 1)
+
+
+CHANNELS_FIRST_MIN = 2**21  # elements of a map from which inference reads it channels-first (see below)
+
+
+def reads_channels_first(x: torch.Tensor) -> bool:
+    """True for eager inference on a large channels-first (B, C, H, W) map: products then read it transposed.
+
+    Attention needs pixels as rows. Training and export lay the map out as tokens (`Attention2d.tokens`), a pass
+    that costs nothing extra on the channels-last maps `yolo train` runs on. On the channels-first maps Ultralytics
+    predicts and validates on, that pass and the one moving the output back change layout: at batch 32, 640 px,
+    half of the blocks' GPU time (docs/benchmarks.md). There the products read the map transposed instead
+    (`rows_of_map`, `map_of_rows`), as batched cuBLAS GEMMs. On small maps (batch 1 at 640 px) the GPU does the
+    two passes in a few microseconds while the host is the bottleneck, and the token path's cuDNN products cost
+    it ~90 us less per block than three GEMMs (`project`); below `CHANNELS_FIRST_MIN` elements the token path
+    runs. At that size a layout pass costs the GPU ~10 us, so a wrong guess costs little either way.
+    """
+    # is_traced() before numel(): traced, sizes are tensors, and a comparison on them would be frozen into the graph
+    return not torch.is_grad_enabled() and not is_traced() and x.is_contiguous() and x.numel() >= CHANNELS_FIRST_MIN
+
+
+def rows_of_map(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+    """Project a channels-first (B, C, H, W) map to (B, H*W, out) rows: one batched product, no layout pass.
+
+    The map is read as the transposed operand of the product (pixels along its contiguous axis), and the weight is
+    broadcast over the batch with stride 0, not copied. `torch.bmm`, not `F.linear`: `F.linear` copies a
+    non-contiguous 3-D input to fold it into one 2-D product whenever the weight requires grad.
+    """
+    B, C, H, W = x.shape
+    rows = x.view(B, C, H * W).transpose(1, 2)  # (B, N, C), a view
+    w = weight.t().expand(B, -1, -1)  # (B, C, out), a view
+    return torch.bmm(rows, w) if bias is None else torch.baddbmm(bias, rows, w)
+
+
+def map_of_rows(rows: torch.Tensor, weight: torch.Tensor, base: torch.Tensor | None = None) -> torch.Tensor:
+    """Project (B, N, D) rows to a channels-first (B, out, N) map, plus `base` (broadcast to it) in the product.
+
+    The rows are read transposed, so the result is written channels-first directly; `base` (the block's shortcut,
+    a bias, or both) is added by the product itself (`baddbmm`), not by a separate pass over the output.
+    """
+    w = weight.expand(len(rows), -1, -1)  # (B, out, D), a view
+    cols = rows.transpose(1, 2)  # (B, D, N), a view
+    return torch.bmm(w, cols) if base is None else torch.baddbmm(base, w, cols)
 
 
 class Attention2d(nn.Module):
@@ -75,7 +118,8 @@ class Attention2d(nn.Module):
         qkv_bias (bool): bias on the q/k/v projection.
         proj_bias (bool): bias on the output projection.
 
-    Shapes: (B, c1, H, W) -> (B, c2, H, W).
+    Shapes: (B, c1, H, W) -> (B, c2, H, W); `forward(x, shortcut)` adds a (B, c2, H, W) shortcut to the output.
+    Output memory format: channels-first in inference on a channels-first map, channels-last otherwise.
 
     Examples:
         >>> attn = Attention2d(64, head_dim=32, kv_stride=2)
@@ -118,6 +162,10 @@ class Attention2d(nn.Module):
         self.attn_drop = check_float(name, "attn_drop", attn_drop)
         self.fused_attn = use_fused_attn()
         self.pos = PositionalEncoding2d(c1) if pos else None
+        # A BatchNorm folded in by `fuse_input_norm`: the input becomes x * in_scale + shift, per channel, where the
+        # shift lives in the position table when there is one (`PositionalEncoding2d.shift`), else in in_shift.
+        self.register_buffer("in_scale", None)
+        self.register_buffer("in_shift", None)
         self.qkv = nn.Linear(c1, 3 * self.dim, bias=check_bool(name, "qkv_bias", qkv_bias))  # one product: q, k, v
         self.proj = nn.Linear(self.dim, self.c2, bias=check_bool(name, "proj_bias", proj_bias))
 
@@ -126,11 +174,70 @@ class Attention2d(nn.Module):
         B, C, H, W = x.shape
         if C != self.c1:
             raise ValueError(f"{type(self).__name__}: input has {C} channels, layer was built for c1={self.c1}.")
-        if self.pos is None:
-            return x.permute(0, 2, 3, 1).contiguous()
-        # The table comes first: a sum is laid out like its first operand that decides, and the (H, W, C) table
+        xt = x.permute(0, 2, 3, 1)  # (B, H, W, C), a view
+        offset = self.input_offset(H, W, x, channels_last=True)
+        if offset is None:
+            return xt.contiguous()
+        # The offset comes first: a sum is laid out like its first operand that decides, and the (H, W, C) table
         # does, so adding position and moving to token layout are one pass, whatever x's memory format.
-        return self.pos.table(H, W, x.device, x.dtype).permute(1, 2, 0) + x.permute(0, 2, 3, 1)
+        offset = offset.permute(1, 2, 0)  # (H, W, C)
+        if self.in_scale is None:
+            return offset + xt
+        # contiguous(): a no-op, except for a lone folded shift (no table), which cannot set the layout
+        return torch.addcmul(offset, xt, self.in_scale.to(x.dtype)).contiguous()
+
+    def channels_first(self, x: torch.Tensor) -> torch.Tensor:
+        """Return a channels-first (B, C, H, W) map with position added, for products that read it transposed."""
+        B, C, H, W = x.shape
+        if C != self.c1:
+            raise ValueError(f"{type(self).__name__}: input has {C} channels, layer was built for c1={self.c1}.")
+        offset = self.input_offset(H, W, x, channels_last=False)  # (C, H, W) or (C, 1, 1)
+        if offset is None:
+            return x
+        return offset + x if self.in_scale is None else torch.addcmul(offset, x, self.in_scale.to(x.dtype).view(C, 1, 1))
+
+    def input_offset(self, height: int, width: int, x: torch.Tensor, channels_last: bool) -> torch.Tensor | None:
+        """What is added to the input before the products: the (C, H, W) position table (carrying a folded norm's
+        shift), a folded shift alone as (C, 1, 1) when there is no table, or None."""
+        if self.pos is not None:
+            return self.pos.table(height, width, x.device, x.dtype, channels_last)
+        return None if self.in_shift is None else self.in_shift.to(x.dtype).view(-1, 1, 1)
+
+    @torch.no_grad()
+    def fuse_input_norm(self, norm: nn.BatchNorm2d) -> None:
+        """Fold an inference-mode BatchNorm of this layer's input into the pass that adds position.
+
+        Afterwards `self(x)` computes what `self(norm.eval()(x))` did, with one elementwise pass instead of two.
+        For inference: the folded scale and shift are constants, not trained.
+        """
+        name = type(self).__name__
+        if not isinstance(norm, nn.BatchNorm2d) or norm.running_mean is None:
+            raise TypeError(f"{name}: fuse_input_norm takes a BatchNorm2d with running statistics, got {norm!r}.")
+        if norm.num_features != self.c1:
+            raise ValueError(f"{name}: the norm has {norm.num_features} channels, layer was built for c1={self.c1}.")
+        if self.in_scale is not None:
+            raise RuntimeError(f"{name}: a norm is already folded into this layer.")
+        dtype = norm.running_mean.dtype
+        wide = torch.promote_types(dtype, torch.float32)  # fold fp16 statistics in float32, as Ultralytics' convs
+        scale = (norm.running_var.to(wide) + norm.eps).rsqrt()
+        if norm.weight is not None:
+            scale = scale * norm.weight.to(wide)
+        shift = -norm.running_mean.to(wide) * scale
+        if norm.bias is not None:
+            shift = shift + norm.bias.to(wide)
+        self.in_scale = scale.to(dtype)
+        if self.pos is None:
+            self.in_shift = shift.to(dtype)
+        else:  # into the cached table, which then costs no more memory than before
+            self.pos.shift = shift.to(dtype)
+
+    @staticmethod
+    def pool_map(x: torch.Tensor, f: int, traced: bool = False) -> torch.Tensor:
+        """Average a channels-first (B, C, H, W) map over f x f windows, border windows partial (inference only).
+
+        `traced` is always False here (`pool_tokens`' signature): tracing takes the token path.
+        """
+        return F.avg_pool2d(x, f, f, ceil_mode=True, count_include_pad=False)
 
     @staticmethod
     def pool_tokens(tokens: torch.Tensor, f, traced: bool = False) -> torch.Tensor:
@@ -150,31 +257,58 @@ class Attention2d(nn.Module):
         """Project a (B, C, H, W) map to q (B, heads, H*W, d) and k, v (B, heads, Nk, d), last dims contiguous."""
         B, C, H, W = x.shape
         h, d, D = self.num_heads, self.head_dim, self.dim
-        tokens = self.tokens(x)  # (B, H, W, C)
         # Tracing (export): a capped factor depends on H, W, so compute it and pool in-graph, not frozen at one size.
         traced_cap = bool(self.kv_tokens) and torch.jit.is_tracing()
         f = (kv_pool_factor_traced if traced_cap else kv_pool_factor)(H, W, self.kv_stride, self.kv_tokens)
+        if reads_channels_first(x):  # source and pooled source stay (B, C, H, W); products read them transposed
+            src = self.channels_first(x)
+            product, pool = rows_of_map, self.pool_map
+        else:  # (B, H, W, C) tokens
+            src = self.tokens(x)
+            product, pool = project, self.pool_tokens
         if not traced_cap and f == 1:
             # unbind, not qkv[0], qkv[1], qkv[2]: its backward is one stack, where three selects would each
             # zero-fill a full-size gradient and add it up; and along the q/k/v axis itself, so that stack lands
             # in the projection's layout, with no copy before the projection's backward.
-            qkv = project(tokens, self.qkv.weight, self.qkv.bias).reshape(B, H * W, 3, h, d)
+            qkv = product(src, self.qkv.weight, self.qkv.bias).reshape(B, H * W, 3, h, d)
             q, k, v = qkv.unbind(2)  # 3 x (B, N, h, d)
             return q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)  # (B, h, N, d) views
         # split, not w[:D] / w[D:]: one concatenating backward instead of zero-filled slices summed together.
         wq, wkv = self.qkv.weight.split((D, 2 * D))
         bq, bkv = (None, None) if self.qkv.bias is None else self.qkv.bias.split((D, 2 * D))
-        q = project(tokens, wq, bq).reshape(B, H * W, h, d).transpose(1, 2)  # (B, h, N, d)
-        kv = project(self.pool_tokens(tokens, f, traced_cap), wkv, bkv).reshape(B, -1, 2, h, d)  # (B, Nk, 2, h, d)
+        q = product(src, wq, bq).reshape(B, H * W, h, d).transpose(1, 2)  # (B, h, N, d)
+        kv = product(pool(src, f, traced_cap), wkv, bkv).reshape(B, -1, 2, h, d)  # (B, Nk, 2, h, d)
         k, v = kv.unbind(2)  # 2 x (B, Nk, h, d)
         return q, k.transpose(1, 2), v.transpose(1, 2)  # (B, h, Nk, d) views
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, shortcut: torch.Tensor | None = None) -> torch.Tensor:
         B, _, H, W = x.shape
+        if shortcut is not None and shortcut.shape != (B, self.c2, H, W):
+            raise ValueError(
+                f"{type(self).__name__}: shortcut has shape {tuple(shortcut.shape)}, the output {(B, self.c2, H, W)}."
+            )
         q, k, v = self.qkv_heads(x)
         out = attend(q, k, v, self.attn_drop if self.training else 0.0, self.fused_attn)  # (B, h, N, d)
-        out = out.transpose(1, 2).reshape(B, H, W, self.dim)  # (B, H, W, D): a view of the kernel's output
-        return project(out, self.proj.weight, self.proj.bias).permute(0, 3, 1, 2)  # (B, c2, H, W), channels-last
+        out = out.transpose(1, 2).reshape(B, H * W, self.dim)  # (B, N, D): a view of the kernel's output
+        if reads_channels_first(x):
+            base = None if shortcut is None else shortcut.reshape(B, self.c2, H * W)
+            if self.proj.bias is not None:
+                bias = self.proj.bias.view(-1, 1)  # (c2, 1): broadcast along the pixels
+                base = bias if base is None else base + bias
+            return map_of_rows(out, self.proj.weight, base).view(B, self.c2, H, W)  # channels-first
+        out = project(out.view(B, H, W, self.dim), self.proj.weight, self.proj.bias).permute(0, 3, 1, 2)  # channels-last
+        return out if shortcut is None else shortcut + out
+
+    def macs(self, x_shape: tuple[int, int, int, int]) -> int:
+        """Multiply-adds of one forward on a (B, C, H, W) input: products and attention, as FLOP counters count them.
+
+        The products run as convolutions or batched GEMMs depending on the path (`project`, `reads_channels_first`),
+        which a counter of functional calls may not see, so counters are given this instead (integration.py).
+        """
+        B, _, H, W = x_shape
+        f = kv_pool_factor(H, W, self.kv_stride, self.kv_tokens)
+        n, nk, c, d = H * W, -(-H // f) * -(-W // f), self.c1, self.dim
+        return B * (n * c * d + nk * c * 2 * d + 2 * n * nk * d + n * d * self.c2)  # q, k/v, QK^T and AV, output
 
     @torch.no_grad()
     def attention_map(self, x: torch.Tensor, queries: torch.Tensor) -> torch.Tensor:

@@ -90,12 +90,25 @@ class SelfAttentionBlock(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.shape[1] != self.c1:  # checked here: BatchNorm would fail first with a message naming no layer
             raise ValueError(f"SelfAttentionBlock: input has {x.shape[1]} channels, layer was built for c1={self.c1}.")
+        if self.norm is None:  # fused: the norm is folded into the attention's input pass
+            return self.attn(x, shortcut=x)
         if self.training and x.shape[0] * x.shape[2] * x.shape[3] == 1:  # BatchNorm's own error names no layer
             raise ValueError(
                 "SelfAttentionBlock: training needs more than one value per channel for BatchNorm, got batch 1 of a "
                 "1x1 map; use a batch > 1 or a larger image, or call .eval()."
             )
-        return x + self.attn(self.norm(x))
+        return self.attn(self.norm(x), shortcut=x)  # x + attn(norm(x)), the add done by the output product where it can
+
+    def fuse(self) -> SelfAttentionBlock:
+        """Fold the BatchNorm into the attention's position pass, for inference; returns self.
+
+        As Ultralytics folds each Conv's BatchNorm (`model.fuse()`, which calls this too): one elementwise pass
+        and two kernels fewer per block. The folded norm no longer trains or updates its statistics.
+        """
+        if self.norm is not None:
+            self.attn.fuse_input_norm(self.norm)
+            self.norm = None
+        return self
 
     def extra_repr(self) -> str:
         a = self.attn

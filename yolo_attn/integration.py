@@ -8,9 +8,10 @@
 2. Safe loading: under `ULTRALYTICS_SAFE_LOAD=1` the plugin's own layer classes join the allow-list, nothing else.
 3. Configs by name: `check_file` falls back to the configs shipped in this package, after Ultralytics' own search
    and the user's files have had their turn.
-4. Exact FLOPs: models whose key/value cap binds only on large maps are profiled at full size, not extrapolated.
+4. Exact FLOPs: attention models are profiled at full size, each Attention2d counted by `Attention2d.macs`.
 5. Warm start: `BaseModel.load` maps a plain checkpoint's layers around the inserted attention rows.
-6. A warning, once, when the Ultralytics version is outside the tested range.
+6. Inference fusing: `BaseModel.fuse` (predict, val, export) also folds each attention block's BatchNorm.
+7. A warning, once, when the Ultralytics version is outside the tested range.
 """
 
 from __future__ import annotations
@@ -180,11 +181,18 @@ def _install_config_search() -> None:
             mod.check_file = check_file
 
 
-def _install_exact_flops() -> None:
-    """Make `get_flops` measure models whose attention caps its keys/values at the real image size.
+def _count_attention2d(m, x, y) -> None:
+    """THOP rule for Attention2d: its multiply-adds for the input it was called with."""
+    m.total_ops += m.macs(tuple(x[0].shape))
 
-    Ultralytics' THOP profile extrapolates from tiny proxy images by fitting a quadratic; a key/value cap only
-    binds on large maps, so the fit would report uncapped (quadratic) cost. Such models are profiled directly.
+
+def _install_exact_flops() -> None:
+    """Make `get_flops` count attention models exactly, at the real image size.
+
+    THOP sees products only through module rules and functional F.linear / bmm calls; the layer's products also run
+    as convolutions and `baddbmm` (`Attention2d.project`, `reads_channels_first`), so each Attention2d is counted
+    by its own rule, `Attention2d.macs`. And Ultralytics extrapolates from small proxy images; attention is
+    quadratic in pixels and a key/value cap binds only on large maps, so these models are profiled at full size.
     """
     from ultralytics.utils import torch_utils
 
@@ -195,7 +203,7 @@ def _install_exact_flops() -> None:
         return
 
     def get_flops(model, imgsz=640):
-        if not any(isinstance(m, Attention2d) and m.kv_tokens for m in model.modules()):
+        if not any(isinstance(m, Attention2d) for m in model.modules()):
             return original(model, imgsz)
         try:
             import thop
@@ -204,7 +212,8 @@ def _install_exact_flops() -> None:
             p = next(model.parameters())
             size = imgsz if isinstance(imgsz, (list, tuple)) else (imgsz, imgsz)
             im = torch.empty((1, p.shape[1], *size), device=p.device, dtype=p.dtype)
-            return thop.profile(model, inputs=[im], verbose=False)[0] / 1e9 * 2
+            rules = {Attention2d: _count_attention2d}
+            return thop.profile(model, inputs=[im], custom_ops=rules, verbose=False)[0] / 1e9 * 2
         except Exception:  # same contract as Ultralytics: a summary never fails on FLOPs
             return 0.0
 
@@ -276,6 +285,30 @@ def _install_warm_start(tasks) -> None:
     load.__wrapped__ = original
     load.__doc__ = original.__doc__
     tasks.BaseModel.load = load
+
+
+def _install_fuse(tasks) -> None:
+    """Make `BaseModel.fuse` fold each SelfAttentionBlock's BatchNorm too, as it folds each Conv's.
+
+    Ultralytics fuses a model before predicting, validating a checkpoint and exporting; it knows only its own layer
+    types, so without this an attention block would keep a separate BatchNorm pass at inference.
+    """
+    from .block import SelfAttentionBlock
+
+    original = tasks.BaseModel.fuse
+    if getattr(original, "_yolo_attn", False):
+        return
+
+    def fuse(self, *args, **kwargs):
+        for m in self.modules():
+            if isinstance(m, SelfAttentionBlock):
+                m.fuse()
+        return original(self, *args, **kwargs)
+
+    fuse._yolo_attn = True
+    fuse.__wrapped__ = original
+    fuse.__doc__ = original.__doc__
+    tasks.BaseModel.fuse = fuse
 
 
 def packaged_config(file) -> str | None:

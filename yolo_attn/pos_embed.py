@@ -109,24 +109,37 @@ class PositionalEncoding2d(nn.Module):
         if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not 1 < temperature < _FLOAT_MAX:
             raise ValueError(f"PositionalEncoding2d: temperature must be a finite number > 1, got {temperature!r}.")
         self.temperature = float(temperature)
+        # Optional (C,) constant added with the table: where `Attention2d.fuse_input_norm` puts a BatchNorm's shift.
+        self.register_buffer("shift", None)
         self._cache: tuple[tuple, torch.Tensor] | None = None
 
-    def table(self, height: int, width: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
-        """Return the (C, H, W) table for this size, from the cache when not tracing (cached with (H, W, C) strides)."""
+    def table(
+        self, height: int, width: int, device: torch.device, dtype: torch.dtype, channels_last: bool = True
+    ) -> torch.Tensor:
+        """Return the (C, H, W) table for this size, from the cache when not tracing.
+
+        Laid out with (H, W, C) strides for adding in token layout (see `Attention2d.tokens`), or channels-first with
+        `channels_last=False`: an add reads its operands fastest along the output's innermost dimension, so a table
+        laid out like the output is read in whole cache lines.
+        """
         if is_traced():  # then the table is built in-graph, never cached
-            return build_sincos2d_pos_embed(height, width, self.c1, self.temperature, device, dtype)
-        key = (height, width, device, dtype)
+            return self._build(height, width, device, dtype)
+        shift = None if self.shift is None else (self.shift.data_ptr(), self.shift._version)  # set, moved or edited
+        key = (height, width, device, dtype, channels_last, shift)
         if self._cache is None or self._cache[0] != key:
-            table = build_sincos2d_pos_embed(height, width, self.c1, self.temperature, device, dtype)
-            # Stored (H, W, C)-contiguous: Attention2d adds it in token layout (see Attention2d.tokens).
-            self._cache = (key, table.permute(1, 2, 0).contiguous().permute(2, 0, 1))
+            table = self._build(height, width, device, dtype)
+            self._cache = (key, table.permute(1, 2, 0).contiguous().permute(2, 0, 1) if channels_last else table)
         return self._cache[1]
+
+    def _build(self, height: int, width: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+        table = build_sincos2d_pos_embed(height, width, self.c1, self.temperature, device, dtype)
+        return table if self.shift is None else table + self.shift.to(device, dtype).view(-1, 1, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         B, C, H, W = x.shape
         if C != self.c1:
             raise ValueError(f"PositionalEncoding2d: input has {C} channels, layer was built for c1={self.c1}.")
-        return x + self.table(H, W, x.device, x.dtype)
+        return x + self.table(H, W, x.device, x.dtype, channels_last=not x.is_contiguous())
 
     def __getstate__(self):
         # The cached table is derived data: keep it out of checkpoints and deep copies (EMA).
