@@ -109,7 +109,7 @@ seeds345)
     ;;
 speed)
     REF=${REF:-66f4337}; A=configs/yolov8n-attn.yaml; P=configs/yolov8n-attn-p45.yaml
-    timeout 90 python3 scripts/block_costs.py --ref "$REF" > "$OUT/block_costs.log" 2>&1; echo "block_costs exit $?"
+    timeout 120 python3 scripts/block_costs.py --ref "$REF" > "$OUT/block_costs.log" 2>&1; echo "block_costs exit $?"
     grep "^|" "$OUT/block_costs.log"
     timeout 330 python3 scripts/benchmark.py yolov8n.yaml $A $P "$A@$REF" yolo11n.yaml yolo12n.yaml --rounds 8 \
         --sections train,latency,hires,cudagraph --out /tmp/speed --budget-s 300 > "$OUT/release.log" 2>&1

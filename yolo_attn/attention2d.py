@@ -289,14 +289,16 @@ class Attention2d(nn.Module):
             )
         q, k, v = self.qkv_heads(x)
         out = attend(q, k, v, self.attn_drop if self.training else 0.0, self.fused_attn)  # (B, h, N, d)
-        out = out.transpose(1, 2).reshape(B, H * W, self.dim)  # (B, N, D): a view of the kernel's output
+        out = out.transpose(1, 2)  # (B, N, h, d): how the fused kernels lay out their output, so reshapes are views
         if reads_channels_first(x):
             base = None if shortcut is None else shortcut.reshape(B, self.c2, H * W)
             if self.proj.bias is not None:
                 bias = self.proj.bias.view(-1, 1)  # (c2, 1): broadcast along the pixels
                 base = bias if base is None else base + bias
-            return map_of_rows(out, self.proj.weight, base).view(B, self.c2, H, W)  # channels-first
-        out = project(out.view(B, H, W, self.dim), self.proj.weight, self.proj.bias).permute(0, 3, 1, 2)  # channels-last
+            out = map_of_rows(out.reshape(B, H * W, self.dim), self.proj.weight, base)  # (B, c2, N)
+            return out.view(B, self.c2, H, W)  # channels-first
+        out = project(out.reshape(B, H, W, self.dim), self.proj.weight, self.proj.bias)  # (B, H, W, c2)
+        out = out.permute(0, 3, 1, 2)  # (B, c2, H, W), channels-last
         return out if shortcut is None else shortcut + out
 
     def macs(self, x_shape: tuple[int, int, int, int]) -> int:
