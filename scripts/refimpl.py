@@ -62,11 +62,13 @@ def attention2d_at(rev: str) -> type:
 def _with_shortcut(forward):
     """`forward(x)` of a revision before `Attention2d.forward(x, shortcut)`: the block's add done as it did then."""
 
-    @functools.wraps(forward)
     def forward_shortcut(self, x, shortcut=None):
         out = forward(self, x)
         return out if shortcut is None else shortcut + out
 
+    signature = inspect.signature(forward_shortcut)
+    functools.update_wrapper(forward_shortcut, forward)
+    forward_shortcut.__signature__ = signature  # callers binding `shortcut=` (THOP's FLOP rules) see it
     return forward_shortcut
 
 

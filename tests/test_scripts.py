@@ -92,6 +92,7 @@ def test_a_revisions_attention_runs_in_todays_model():
     assert type(block.attn).__name__ == "Attention2d@HEAD" and isinstance(block.attn, Attention2d)
     forward = inspect.unwrap(type(block.attn).forward)  # wrapped for revisions before forward's shortcut argument
     assert forward.__code__.co_filename == "HEAD:yolo_attn/attention2d.py"
+    assert "shortcut" in inspect.signature(type(block.attn).forward).parameters  # as the block (and THOP) call it
     got = block(x)
     unchanged = subprocess.run(["git", "-C", str(REPO), "diff", "--quiet", "HEAD", "--", "yolo_attn/attention2d.py"])
     if unchanged.returncode == 0:  # HEAD's code is this checkout's: the same outputs
