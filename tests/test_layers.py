@@ -517,6 +517,18 @@ def test_position_cache_follows_an_edited_shift():
     torch.testing.assert_close(pe.table(4, 5, torch.device("cpu"), torch.float32), t0 + 1)
 
 
+def test_fusing_and_moving_under_inference_mode():
+    # Fused, or moved (new buffers), inside torch.inference_mode(): inference tensors keep no version counter.
+    block = trained_block()
+    x = torch.randn(1, 64, 8, 8)
+    with torch.no_grad():
+        want = block(x)
+    with torch.inference_mode():
+        fused = block.fuse().to(torch.float64).to(torch.float32)
+        torch.testing.assert_close(fused(x), want)
+    torch.testing.assert_close(fused(x), want)
+
+
 def test_fuse_input_norm_checks_its_argument():
     layer = Attention2d(64, head_dim=32)
     with pytest.raises(TypeError, match="Attention2d: fuse_input_norm takes a BatchNorm2d"):

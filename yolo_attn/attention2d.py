@@ -203,6 +203,7 @@ class Attention2d(nn.Module):
             return self.pos.table(height, width, x.device, x.dtype, channels_last)
         return None if self.in_shift is None else self.in_shift.to(x.dtype).view(-1, 1, 1)
 
+    @torch.inference_mode(False)  # plain tensors even if fused inside inference mode: caches track their versions
     @torch.no_grad()
     def fuse_input_norm(self, norm: nn.BatchNorm2d) -> None:
         """Fold an inference-mode BatchNorm of this layer's input into the pass that adds position.

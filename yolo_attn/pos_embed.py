@@ -124,7 +124,9 @@ class PositionalEncoding2d(nn.Module):
         """
         if is_traced():  # then the table is built in-graph, never cached
             return self._build(height, width, device, dtype)
-        shift = None if self.shift is None else (self.shift.data_ptr(), self.shift._version)  # set, moved or edited
+        shift = self.shift
+        if shift is not None:  # set, moved or edited in place (inference tensors keep no version: set or moved only)
+            shift = (shift.data_ptr(), None if shift.is_inference() else shift._version)
         key = (height, width, device, dtype, channels_last, shift)
         if self._cache is None or self._cache[0] != key:
             table = self._build(height, width, device, dtype)
