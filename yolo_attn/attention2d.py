@@ -170,7 +170,7 @@ class Attention2d(nn.Module):
         self.proj = nn.Linear(self.dim, self.c2, bias=check_bool(name, "proj_bias", proj_bias))
 
     def tokens(self, x: torch.Tensor) -> torch.Tensor:
-        """Return the (B, H, W, C) pixel tokens of a (B, C, H, W) map, position added, contiguous."""
+        """Return the contiguous (B, H, W, C) tokens of a (B, C, H, W) map, position (and a folded norm) applied."""
         B, C, H, W = x.shape
         if C != self.c1:
             raise ValueError(f"{type(self).__name__}: input has {C} channels, layer was built for c1={self.c1}.")
@@ -187,14 +187,16 @@ class Attention2d(nn.Module):
         return torch.addcmul(offset, xt, self.in_scale.to(x.dtype)).contiguous()
 
     def channels_first(self, x: torch.Tensor) -> torch.Tensor:
-        """Return a channels-first (B, C, H, W) map with position added, for products that read it transposed."""
+        """Return the (B, C, H, W) map, position (and a folded norm) applied, channels-first for `rows_of_map`."""
         B, C, H, W = x.shape
         if C != self.c1:
             raise ValueError(f"{type(self).__name__}: input has {C} channels, layer was built for c1={self.c1}.")
         offset = self.input_offset(H, W, x, channels_last=False)  # (C, H, W) or (C, 1, 1)
         if offset is None:
             return x
-        return offset + x if self.in_scale is None else torch.addcmul(offset, x, self.in_scale.to(x.dtype).view(C, 1, 1))
+        if self.in_scale is None:
+            return offset + x
+        return torch.addcmul(offset, x, self.in_scale.to(x.dtype).view(C, 1, 1))
 
     def input_offset(self, height: int, width: int, x: torch.Tensor, channels_last: bool) -> torch.Tensor | None:
         """What is added to the input before the products: the (C, H, W) position table (carrying a folded norm's
