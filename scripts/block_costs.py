@@ -124,12 +124,22 @@ def section_pool(t: Timer, dtype, batch: int) -> list[list[str]]:
     return rows
 
 
+def shipped_block(c: int) -> SelfAttentionBlock:
+    """The shipped block at c channels, its output projection non-zero (as after some training: every path works)."""
+    torch.manual_seed(0)
+    block = SelfAttentionBlock(c, "standard", 64, None, None, True, 400)
+    nn.init.normal_(block.attn.proj.weight, std=0.02)
+    return block
+
+
+def block_row(name: str, c: int, side: int, host: float, us: float | None, n: int | None) -> list[str]:
+    return [name, f"{c}x{side}x{side}", f"{host:.0f}", "n/a" if us is None else f"{us:.0f}", str(n or "n/a")]
+
+
 def section_blocks(t: Timer, dtype, ref: str | None, batches: tuple[int, int]) -> list[list[str]]:
     rows = []
     for c, side in LEVELS:
-        torch.manual_seed(0)
-        block = SelfAttentionBlock(c, "standard", 64, None, None, True, 400)
-        nn.init.normal_(block.attn.proj.weight, std=0.02)  # as after some training: every path does work
+        block = shipped_block(c)
         variants = {"this checkout": block}
         if ref:
             variants[f"@{ref}"] = refimpl.use_revision(copy.deepcopy(block), ref)
@@ -138,17 +148,14 @@ def section_blocks(t: Timer, dtype, ref: str | None, batches: tuple[int, int]) -
             xs = [torch.randn(n, c, side, side, device=t.device, dtype=dtype).to(memory_format=torch.channels_last)
                   .requires_grad_() for n in batches]
             host = t.host_us(lambda: train_call(b, xs[0]))
-            us, n = t.gpu_us(lambda: train_call(b, xs[1]))
-            rows.append([name, f"{c}x{side}x{side}", f"{host:.0f}", "n/a" if us is None else f"{us:.0f}", str(n or "n/a")])
+            rows.append(block_row(name, c, side, host, *t.gpu_us(lambda: train_call(b, xs[1]))))
     return rows
 
 
 def section_infer(t: Timer, dtype, ref: str | None, batches: tuple[int, int]) -> list[list[str]]:
     rows = []
     for c, side in LEVELS:
-        torch.manual_seed(0)
-        block = SelfAttentionBlock(c, "standard", 64, None, None, True, 400)
-        nn.init.normal_(block.attn.proj.weight, std=0.02)
+        block = shipped_block(c)
         variants = {"this checkout, fused (as Ultralytics predicts)": copy.deepcopy(block).fuse(),
                     "this checkout, BatchNorm kept": block}
         if ref:
@@ -158,8 +165,7 @@ def section_infer(t: Timer, dtype, ref: str | None, batches: tuple[int, int]) ->
             xs = [torch.randn(n, c, side, side, device=t.device, dtype=dtype) for n in batches]  # channels-first
             with torch.inference_mode():
                 host = t.host_us(lambda: b(xs[0]))
-                us, n = t.gpu_us(lambda: b(xs[1]))
-            rows.append([name, f"{c}x{side}x{side}", f"{host:.0f}", "n/a" if us is None else f"{us:.0f}", str(n or "n/a")])
+                rows.append(block_row(name, c, side, host, *t.gpu_us(lambda: b(xs[1]))))
     return rows
 
 
