@@ -169,11 +169,14 @@ class Attention2d(nn.Module):
         self.qkv = nn.Linear(c1, 3 * self.dim, bias=check_bool(name, "qkv_bias", qkv_bias))  # one product: q, k, v
         self.proj = nn.Linear(self.dim, self.c2, bias=check_bool(name, "proj_bias", proj_bias))
 
+    def _check_channels(self, channels: int) -> None:
+        if channels != self.c1:
+            raise ValueError(f"{type(self).__name__}: input has {channels} channels, layer was built for c1={self.c1}.")
+
     def tokens(self, x: torch.Tensor) -> torch.Tensor:
         """Return the contiguous (B, H, W, C) tokens of a (B, C, H, W) map, position (and a folded norm) applied."""
         B, C, H, W = x.shape
-        if C != self.c1:
-            raise ValueError(f"{type(self).__name__}: input has {C} channels, layer was built for c1={self.c1}.")
+        self._check_channels(C)
         xt = x.permute(0, 2, 3, 1)  # (B, H, W, C), a view
         offset = self.input_offset(H, W, x, channels_last=True)
         if offset is None:
@@ -189,8 +192,7 @@ class Attention2d(nn.Module):
     def channels_first(self, x: torch.Tensor) -> torch.Tensor:
         """Return the (B, C, H, W) map, position (and a folded norm) applied, channels-first for `rows_of_map`."""
         B, C, H, W = x.shape
-        if C != self.c1:
-            raise ValueError(f"{type(self).__name__}: input has {C} channels, layer was built for c1={self.c1}.")
+        self._check_channels(C)
         offset = self.input_offset(H, W, x, channels_last=False)  # (C, H, W) or (C, 1, 1)
         if offset is None:
             return x
@@ -235,11 +237,8 @@ class Attention2d(nn.Module):
             self.pos.shift = shift.to(dtype)
 
     @staticmethod
-    def pool_map(x: torch.Tensor, f: int, traced: bool = False) -> torch.Tensor:
-        """Average a channels-first (B, C, H, W) map over f x f windows, border windows partial (inference only).
-
-        `traced` is always False here (`pool_tokens`' signature): tracing takes the token path.
-        """
+    def pool_map(x: torch.Tensor, f: int) -> torch.Tensor:
+        """Average a channels-first (B, C, H, W) map over f x f windows, border windows partial (inference only)."""
         return F.avg_pool2d(x, f, f, ceil_mode=True, count_include_pad=False)
 
     @staticmethod
@@ -268,7 +267,7 @@ class Attention2d(nn.Module):
             product, pool = rows_of_map, self.pool_map
         else:  # (B, H, W, C) tokens
             src = self.tokens(x)
-            product, pool = project, self.pool_tokens
+            product, pool = project, lambda t, f: self.pool_tokens(t, f, traced_cap)
         if not traced_cap and f == 1:
             # unbind, not qkv[0], qkv[1], qkv[2]: its backward is one stack, where three selects would each
             # zero-fill a full-size gradient and add it up; and along the q/k/v axis itself, so that stack lands
@@ -280,7 +279,7 @@ class Attention2d(nn.Module):
         wq, wkv = self.qkv.weight.split((D, 2 * D))
         bq, bkv = (None, None) if self.qkv.bias is None else self.qkv.bias.split((D, 2 * D))
         q = product(src, wq, bq).reshape(B, H * W, h, d).transpose(1, 2)  # (B, h, N, d)
-        kv = product(pool(src, f, traced_cap), wkv, bkv).reshape(B, -1, 2, h, d)  # (B, Nk, 2, h, d)
+        kv = product(pool(src, f), wkv, bkv).reshape(B, -1, 2, h, d)  # (B, Nk, 2, h, d)
         k, v = kv.unbind(2)  # 2 x (B, Nk, h, d)
         return q, k.transpose(1, 2), v.transpose(1, 2)  # (B, h, Nk, d) views
 

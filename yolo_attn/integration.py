@@ -190,8 +190,8 @@ def _install_exact_flops() -> None:
     """Make `get_flops` count attention models exactly, at the real image size.
 
     THOP sees products only through module rules and functional F.linear / bmm calls; the layer's products also run
-    as convolutions and `baddbmm` (`Attention2d.project`, `reads_channels_first`), so each Attention2d is counted
-    by its own rule, `Attention2d.macs`. And Ultralytics extrapolates from small proxy images; attention is
+    as convolutions and `baddbmm` (`attention2d.project`, `attention2d.reads_channels_first`), so each Attention2d
+    is counted by its own rule, `Attention2d.macs`. And Ultralytics extrapolates from small proxy images; attention is
     quadratic in pixels and a key/value cap binds only on large maps, so these models are profiled at full size.
     """
     from ultralytics.utils import torch_utils
