@@ -1,7 +1,7 @@
 """The installed-package experience: a regular `pip install` works from any directory.
 
 Builds the wheel (helpers and fixtures shared with test_packaging.py), installs it into a fresh
-``--system-site-packages`` venv (torch/ultralytics come from the base interpreter; the venv's own copy of
+venv (torch/ultralytics come from the interpreter running the tests, see `Venv`; the venv's own copy of
 yolo_attn is the one imported, which the tests check) and runs everything from a temporary directory outside the
 repository, with Ultralytics' settings, datasets and runs in that temporary tree (``YOLO_CONFIG_DIR``).
 

@@ -2,8 +2,8 @@
 
 Builds the project (a copy of the working tree, so no ``build/`` or
 ``*.egg-info`` lands in the checkout) into a wheel and an editable wheel,
-installs each into its own ``--system-site-packages`` venv (torch/ultralytics
-come from the base interpreter), and runs fresh interpreters from a cwd
+installs each into its own venv (torch/ultralytics come from the interpreter
+running the tests, see `Venv`), and runs fresh interpreters from a cwd
 outside the repository, as DDP workers or the ``yolo`` CLI would be.
 
 Slow-ish (about 15 s: one build, two venvs, a few torch imports) but part of
@@ -17,6 +17,7 @@ import os
 import shutil
 import subprocess
 import sys
+import sysconfig
 import textwrap
 import zipfile
 from pathlib import Path
@@ -63,14 +64,22 @@ def _clean_env(**extra: str) -> dict[str, str]:
 
 
 class Venv:
-    """A venv (by default seeing the base interpreter's torch/ultralytics) to install yolo-attn into."""
+    """A venv to install yolo-attn into, by default seeing the running interpreter's packages (torch, ultralytics).
 
-    def __init__(self, root: Path, system_site_packages: bool = True) -> None:
+    Not `--system-site-packages`: that exposes the *base* interpreter's site-packages, which on a fresh machine hold
+    nothing when the tests run inside a virtual environment (as CI and the README do). Instead a `.pth` file lists
+    the running interpreter's site directories; Python appends those after the venv's own site-packages, so what is
+    installed into the venv (yolo-attn's wheel) is what it imports, and the parent's `.pth` files are not executed.
+    """
+
+    def __init__(self, root: Path, inherit: bool = True) -> None:
         self.root = root
         self.python = root / "bin" / "python"
-        opts = ["--system-site-packages"] if system_site_packages else []
-        _run([sys.executable, "-m", "venv", *opts, "--without-pip", str(root)], cwd=root.parent)
+        _run([sys.executable, "-m", "venv", "--without-pip", str(root)], cwd=root.parent)
         self.site = Path(self.py("import sysconfig; print(sysconfig.get_path('purelib'))").strip())
+        if inherit:
+            parents = dict.fromkeys(sysconfig.get_path(k) for k in ("purelib", "platlib"))
+            (self.site / "_test_parent_site.pth").write_text("".join(f"{d}\n" for d in parents))
 
     def pip_install(self, *args: str, cwd: Path) -> None:
         # The base interpreter's pip drives the venv: faster than bootstrapping pip into it.
@@ -115,7 +124,7 @@ def editable_venv(source: Path, tmp_path_factory: pytest.TempPathFactory) -> Ven
         cwd=source,
     )
     (whl,) = out.glob("yolo_attn-*.whl")
-    env = Venv(tmp_path_factory.mktemp("venv") / "editable", system_site_packages=False)
+    env = Venv(tmp_path_factory.mktemp("venv") / "editable", inherit=False)
     env.pip_install("--no-index", str(whl), cwd=env.root)
     return env
 
