@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import inspect
 import json
+import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+import torch
 from ultralytics.nn.tasks import DetectionModel
 
-from yolo_attn import SelfAttentionBlock
+from yolo_attn import Attention2d, SelfAttentionBlock
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "scripts"))
+import refimpl  # noqa: E402
 import variants  # noqa: E402
 
 
@@ -69,39 +74,93 @@ def test_benchmark_profiles_an_eval_forward(tmp_path):
     assert len(blocks) == 3 and all(int(b.split("|")[2]) > 0 for b in blocks)  # each block's forward ops counted
 
 
-def test_a_revisions_attention_runs_in_todays_model():
-    # `config@REV` / `--ref REV`: the attention methods of a git revision, on today's modules and weights.
-    import inspect
-    import shutil
+def _has_history() -> bool:
+    return shutil.which("git") is not None and subprocess.run(
+        ["git", "-C", str(REPO), "rev-parse", "HEAD~5"], capture_output=True).returncode == 0
 
-    import refimpl
-    import torch
 
-    from yolo_attn.attention2d import Attention2d
-
-    assert refimpl.split_rev("configs/yolov8n-attn.yaml@66f4337") == ("configs/yolov8n-attn.yaml", "66f4337")
-    assert refimpl.split_rev("configs/yolov8n-attn.yaml:head_dim=16") == ("configs/yolov8n-attn.yaml:head_dim=16", None)
-    if shutil.which("git") is None or subprocess.run(["git", "-C", str(REPO), "rev-parse", "HEAD"],
-                                                     capture_output=True).returncode:
-        pytest.skip("needs the git history of this checkout")
+def _block_and_input() -> tuple[SelfAttentionBlock, torch.Tensor]:
     block = SelfAttentionBlock(64, "standard", 64, None, None, True, 20)
     torch.nn.init.normal_(block.attn.proj.weight, std=0.1)
-    x = torch.randn(2, 64, 12, 16)
+    return block, torch.randn(2, 64, 12, 16)
+
+
+def test_split_rev():
+    assert refimpl.split_rev("configs/yolov8n-attn.yaml@66f4337") == ("configs/yolov8n-attn.yaml", "66f4337")
+    assert refimpl.split_rev("configs/yolov8n-attn.yaml:head_dim=16") == ("configs/yolov8n-attn.yaml:head_dim=16", None)
+
+
+@pytest.mark.parametrize("rev", ["HEAD", "HEAD~5"])
+def test_a_revisions_attention_runs_in_todays_model(rev):
+    # `config@REV` / `--ref REV`: the attention methods of a git revision, on today's modules and weights.
+    if not _has_history():
+        pytest.skip("needs the git history of this checkout")
+    block, x = _block_and_input()
     want = block(x)
-    refimpl.use_revision(block, "HEAD")
-    assert type(block.attn).__name__ == "Attention2d@HEAD" and isinstance(block.attn, Attention2d)
+    refimpl.use_revision(block, rev)
+    assert type(block.attn).__name__ == f"Attention2d@{rev}" and isinstance(block.attn, Attention2d)
     forward = inspect.unwrap(type(block.attn).forward)  # wrapped for revisions before forward's shortcut argument
-    assert forward.__code__.co_filename == "HEAD:yolo_attn/attention2d.py"
+    assert re.fullmatch(rf"{re.escape(rev)}:yolo_attn/(\w+/)*attention2d\.py", forward.__code__.co_filename)
     assert "shortcut" in inspect.signature(type(block.attn).forward).parameters  # as the block (and THOP) call it
     got = block(x)
-    unchanged = subprocess.run(["git", "-C", str(REPO), "diff", "--quiet", "HEAD", "--", "yolo_attn/attention2d.py"])
-    if unchanged.returncode == 0:  # HEAD's code is this checkout's: the same outputs
+    unchanged = subprocess.run(["git", "-C", str(REPO), "diff", "--quiet", rev, "--", "yolo_attn"])
+    if unchanged.returncode == 0:  # the revision's code is this checkout's: the same outputs
         torch.testing.assert_close(got, want)
     assert got.shape == want.shape
     with pytest.raises(SystemExit, match="no Attention2d"):
-        refimpl.use_revision(torch.nn.Linear(2, 2), "HEAD")
-    with pytest.raises(SystemExit, match="cannot read"):
+        refimpl.use_revision(torch.nn.Linear(2, 2), rev)
+    with pytest.raises(SystemExit, match="cannot read the yolo_attn package"):
         refimpl.attention2d_at("no-such-revision-xyz")
+
+
+# A revision laid out in folders: Attention2d in yolo_attn/layers/, a mixin and a position table beside it, relative
+# imports, and a package __init__ that must not run (it would register with Ultralytics a second time).
+MOVED_TREE = {
+    "yolo_attn/__init__.py": "raise RuntimeError('the revision package __init__ ran')\n",
+    "yolo_attn/layers/__init__.py": "",
+    "yolo_attn/layers/helpers.py": "def doubled(t):\n    return 2 * t\n",
+    "yolo_attn/layers/layouts.py": (
+        "from .helpers import doubled\n\n\nclass Rows:\n    def rows(self, x):\n        return doubled(x)\n"),
+    "yolo_attn/layers/pos_embed.py": (
+        "import torch.nn as nn\n\n\nclass PositionalEncoding2d(nn.Module):\n"
+        "    def origin(self):\n        return 'moved'\n"),
+    "yolo_attn/layers/attention2d.py": (
+        "import torch.nn as nn\n\nfrom .layouts import Rows\nfrom .pos_embed import PositionalEncoding2d\n\n\n"
+        "class Attention2d(Rows, nn.Module):\n    def forward(self, x, shortcut=None):\n"
+        "        out = self.rows(x)\n        return out if shortcut is None else shortcut + out\n"),
+}
+
+
+def _git(repo: Path, *args: str) -> str:
+    return subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True, text=True).stdout
+
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
+def test_a_revision_with_the_layer_in_a_subpackage_loads(tmp_path):
+    repo = tmp_path / "repo"
+    for rel, text in MOVED_TREE.items():
+        (repo / rel).parent.mkdir(parents=True, exist_ok=True)
+        (repo / rel).write_text(text)
+    _git(tmp_path, "init", "-q", str(repo))
+    _git(repo, "add", "-A")
+    _git(repo, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "moved")
+    (repo / "yolo_attn/layers/helpers.py").write_text("def doubled(t):\n    return 3 * t\n")  # the working tree
+    _git(repo, "archive", "-o", str(tmp_path / "moved.tar"), "HEAD", "yolo_attn")
+
+    sources = {"git": ("HEAD", repo), "tar": (str(tmp_path / "moved.tar"), REPO),
+               "directory": (str(repo), REPO)}  # the last reads the working tree: 3x, not the commit's 2x
+    for how, (rev, where) in sources.items():
+        block, x = _block_and_input()
+        refimpl.use_revision(block, rev, where)
+        assert isinstance(block.attn, Attention2d), how
+        assert type(block.attn.pos).origin(block.attn) == "moved", how  # the position table's class: the revision's
+        factor = 3 if how == "directory" else 2
+        torch.testing.assert_close(block(x), x + factor * block.norm(x), msg=how)
+        assert inspect.unwrap(type(block.attn).forward).__code__.co_filename.endswith(
+            "yolo_attn/layers/attention2d.py"), how
+    (repo / "yolo_attn/layers/attention2d.py").write_text("class Other:\n    pass\n")
+    with pytest.raises(SystemExit, match="defines class Attention2d"):
+        refimpl.revision_attention2d(str(repo))
 
 
 def test_block_costs_cpu_smoke_run(tmp_path):
