@@ -28,18 +28,16 @@ import warnings
 from pathlib import Path
 
 os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # read when cuBLAS starts, as `yolo train` sets it
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "scripts"))
 
+import _common  # noqa: E402,F401  (the repository root on sys.path)
 import torch  # noqa: E402
 import torch.nn as nn  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 from ultralytics.utils.torch_utils import init_seeds, unset_deterministic  # noqa: E402
 
 import refimpl  # noqa: E402
-from benchmark import Dev, profiled_events  # noqa: E402
-from yolo_attn.block import SelfAttentionBlock  # noqa: E402
+from _common import Dev, profiled_events, table  # noqa: E402
+from yolo_attn import SelfAttentionBlock  # noqa: E402
 
 LEVELS = [(64, 80), (128, 40), (256, 20)]  # yolov8n-attn's P3, P4, P5 at 640 px: (channels, side)
 
@@ -169,10 +167,6 @@ def section_infer(t: Timer, dtype, ref: str | None, batches: tuple[int, int]) ->
     return rows
 
 
-def table(header, rows) -> str:
-    return "\n".join(["| " + " | ".join(header) + " |", "|" + "---|" * len(header)] + ["| " + " | ".join(r) + " |" for r in rows])
-
-
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
@@ -195,24 +189,24 @@ def main(argv=None) -> int:
         rows = section_ops(t, dtype)
         out["ops"] = rows
         md += ["", f"### Host time per call (us), tiny {str(dtype).removeprefix('torch.')} tensors",
-               table(["call", "deterministic (yolo train)", "not deterministic"], rows)]
+               "\n".join(table(["call", "deterministic (yolo train)", "not deterministic"], rows))]
     if "pool" in sections:
         pool_batch = 2 if a.quick else 32
         rows = section_pool(t, dtype, pool_batch)
         out["pool"] = rows
-        md += ["", f"### Key/value pooling, forward + backward, batch {pool_batch}", table(["pooling", "map / factor", "GPU us", "kernels"], rows)]
+        md += ["", f"### Key/value pooling, forward + backward, batch {pool_batch}", "\n".join(table(["pooling", "map / factor", "GPU us", "kernels"], rows))]
     if "blocks" in sections:
         batches = (1, 2) if a.quick else (2, 32)
         rows = section_blocks(t, dtype, a.ref, batches)
         out["blocks"] = rows
         md += ["", f"### One block, training forward + backward (host at batch {batches[0]}, GPU at batch {batches[1]})",
-               table(["attention code", "C x H x W", "host us", "GPU us", "kernels"], rows)]
+               "\n".join(table(["attention code", "C x H x W", "host us", "GPU us", "kernels"], rows))]
     if "infer" in sections:
         batches = (1, 2) if a.quick else (1, 32)
         rows = section_infer(t, dtype, a.ref, batches)
         out["infer"] = rows
         md += ["", f"### One block, inference forward on a channels-first map (host at batch {batches[0]}, GPU at batch "
-               f"{batches[1]})", table(["attention code", "C x H x W", "host us", "GPU us", "kernels"], rows)]
+               f"{batches[1]})", "\n".join(table(["attention code", "C x H x W", "host us", "GPU us", "kernels"], rows))]
     text = "\n".join(md)
     print(text)
     if a.out:

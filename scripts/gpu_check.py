@@ -25,12 +25,9 @@ from __future__ import annotations
 import argparse
 import contextlib
 import copy
-import datetime
-import gc
 import json
 import math
 import os
-import platform
 import re
 import statistics
 import sys
@@ -43,20 +40,18 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a source checkout without installing
+import _common  # noqa: E402,F401  (the repository root on sys.path)
 
 try:  # register with Ultralytics first when it is there; the layers themselves do not need it
     import ultralytics.nn.tasks  # noqa: F401
 except Exception:  # pragma: no cover - Ultralytics is optional for this script
     pass
 import yolo_attn  # noqa: E402
-import yolo_attn.attention as _attention_mod  # noqa: E402
-import yolo_attn.attention2d as _attention2d_mod  # noqa: E402
-from yolo_attn import SelfAttention, SelfAttentionBlock, TransformerEncoderLayer  # noqa: E402
+from _common import Dev, GiB, env_header, error_text, is_oom, log, short, warning_texts  # noqa: E402
+from yolo_attn import Attention2d, SelfAttention, SelfAttentionBlock, TransformerEncoderLayer  # noqa: E402
 
 from torch.nn.attention import SDPBackend, sdpa_kernel  # noqa: E402
 
-GiB = 1024**3
 BACKENDS = ("FLASH_ATTENTION", "EFFICIENT_ATTENTION", "CUDNN_ATTENTION")
 # YOLOv8n neck outputs (channels, H, W) and batch, per input size.
 SHAPES = {
@@ -72,59 +67,9 @@ FUSED_OP = re.compile(r"_scaled_dot_product_(flash|efficient|cudnn)_attention|_f
 MATH_OP = re.compile(r"_scaled_dot_product_attention_math", re.I)
 
 
-def log(*a):
-    print(*a, flush=True)
-
-
-def short(s: str, n: int = 160) -> str:
-    s = " ".join(str(s).split())
-    return s if len(s) <= n else s[: n - 3] + "..."
-
-
-def is_oom(e: BaseException) -> bool:
-    oom_type = getattr(torch, "OutOfMemoryError", None) or getattr(torch.cuda, "OutOfMemoryError", ())
-    return isinstance(e, oom_type) or "out of memory" in str(e).lower() or "CUBLAS_STATUS_ALLOC_FAILED" in str(e)
-
-
-def first_sentence(s: str) -> str:
-    s = " ".join(str(s).split())
-    s = re.sub(r"\s*\(Triggered internally at [^)]*\)\.?", "", s)
-    m = re.match(r"(.+?[.!?])(\s|$)", s)
-    return m.group(1) if m else s
-
-
-def error_text(e: BaseException, reasons: list[str] | None = None) -> str:
-    """'OOM', or 'error: Type: first sentence | why PyTorch refused (its warnings)'."""
-    if is_oom(e):
-        return "OOM"
-    msg = f"error: {type(e).__name__}: {first_sentence(e)}"
-    if reasons:
-        msg += " | " + " ".join(dict.fromkeys(r for r in reasons if r))
-    return msg
-
-
 def sdp_reasons(caught) -> list[str]:
     """The warnings PyTorch emits when it refuses an SDPA kernel, without their source locations."""
-    out = []
-    for w in caught:
-        text = re.sub(r"\s*\(Triggered internally at [^)]*\)\.?", "", " ".join(str(w.message).split()))
-        if "deterministic" in text or not text:
-            continue
-        out.append(text)
-    return out[:6]
-
-
-def cleanup(device: torch.device) -> None:
-    gc.collect()
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-        torch.cuda.empty_cache()
-        torch.cuda.reset_peak_memory_stats(device)
-
-
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
+    return [t for t in warning_texts(caught) if "deterministic" not in t][:6]
 
 
 # --------------------------------------------------------------------------------------------------- layer types
@@ -182,6 +127,8 @@ def naive_attend(q, k, v, dropout_p: float = 0.0, fused: bool = True):
 @contextlib.contextmanager
 def naive_attention():
     """Route every yolo_attn layer through `naive_attend` instead of SDPA, for the duration of the block."""
+    # The modules that call `attend` by their global name, wherever the package keeps them.
+    _attention_mod, _attention2d_mod = sys.modules[SelfAttention.__module__], sys.modules[Attention2d.__module__]
     saved = _attention_mod.attend, _attention2d_mod.attend
     _attention_mod.attend = _attention2d_mod.attend = naive_attend
     try:
@@ -226,7 +173,7 @@ def check_backend(kind, backend_name, shapes, batch, device, amp) -> dict:
                     m.train()
                     with sdpa_kernel([backend]):
                         fwd_bwd(m, x, device, amp)
-                        sync(device)
+                        Dev(device).sync()
                         m.eval()
                         with torch.no_grad(), amp_ctx(device, amp):
                             out = m(x.detach()).float()
@@ -245,7 +192,7 @@ def check_backend(kind, backend_name, shapes, batch, device, amp) -> dict:
                     "shape": f"b{batch} {shape[0]}x{shape[1]}x{shape[2]}"}
         finally:
             m = x = None  # noqa: F841
-            cleanup(device)
+            Dev(device).cleanup()
     return {"status": "ok", "rel_err": worst}
 
 
@@ -259,11 +206,11 @@ def profile_default(kind, shape, batch, device, amp) -> dict:
     dtype = torch.float16 if (device.type == "cuda" and amp) else torch.float32
     x = make_input(shape, batch, tokens, device, dtype)
     fwd_bwd(m, x, device, amp)  # warm-up
-    sync(device)
+    Dev(device).sync()
     acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
     with profile(activities=acts) as prof:
         fwd_bwd(m, x, device, amp)
-        sync(device)
+        Dev(device).sync()
     ops, kernels = set(), set()
     for e in prof.events():
         name = e.name
@@ -302,14 +249,14 @@ def time_fwd_bwd(make, shape, batch, device, amp, iters, warmup, naive=False) ->
         _, grad = fwd_bwd(m, x, device, amp)
         for _ in range(max(0, warmup - 1)):
             fwd_bwd(m, x, device, amp, grad)
-        sync(device)
+        Dev(device).sync()
         # Peak memory of one step, counted from a clean start (inputs, weights and grad buffer included).
         m.zero_grad(set_to_none=True)
         x.grad = None
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(device)
         fwd_bwd(m, x, device, amp, grad)
-        sync(device)
+        Dev(device).sync()
         peak = torch.cuda.max_memory_allocated(device) / GiB if device.type == "cuda" else float("nan")
         for _ in range(iters):
             if device.type == "cuda":
@@ -338,27 +285,6 @@ def guarded(fn, *a, **k) -> dict:
 
 
 # ------------------------------------------------------------------------------------------ report
-def env_header(device) -> dict:
-    import importlib.metadata as md
-
-    def ver(p):
-        try:
-            return md.version(p)
-        except Exception:  # noqa: BLE001
-            return "n/a"
-
-    return {
-        "date": datetime.datetime.now().isoformat(timespec="seconds"),
-        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu",
-        "torch": torch.__version__,
-        "cuda": torch.version.cuda,
-        "cudnn": torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None,
-        "ultralytics": ver("ultralytics"),
-        "yolo_attn": getattr(yolo_attn, "__version__", "n/a"),
-        "python": platform.python_version(),
-    }
-
-
 def fmt_cell(r: dict) -> str:
     if r.get("status") == "ok":
         return f"ok (err {r['rel_err']:.1e})"
@@ -437,7 +363,7 @@ def main(argv=None) -> int:
             r = results["profile"][kind] = guarded(
                 profile_default, kind, shapes[check_size][0], batches[check_size], device, amp
             )
-            cleanup(device)
+            Dev(device).cleanup()
             log(f"[profile] {kind:24s} {r.get('verdict', r.get('error'))}: ops={r.get('sdpa_ops')} "
                 f"kernels={[short(k, 80) for k in r.get('attention_kernels', [])]}")
             if device.type == "cuda" and not r.get("fused"):
@@ -459,7 +385,7 @@ def main(argv=None) -> int:
                 row = results["cost"][key] = {}
                 for name, (make, naive) in variants.items():
                     row[name] = guarded(time_fwd_bwd, make, shape, batches[size], device, amp, iters, warmup, naive)
-                    cleanup(device)
+                    Dev(device).cleanup()
                     log(f"[cost] {key:32s} {name:30s} {fmt_cost(row[name])}")
                 save()
         results["section_s"]["cost"] = time.perf_counter() - t0
@@ -493,7 +419,7 @@ def main(argv=None) -> int:
             a, b = row.get(names[0], {}), row.get(names[1], {})
             ratio = f"{b['ms'] / a['ms']:.1f}x" if "ms" in a and "ms" in b else "-"
             lines.append(f"| {key} | " + " | ".join(fmt_cost(row.get(n)) for n in names) + f" | {ratio} |")
-        lines += ["", "H100 reference (naive standard, P3@640 b16): 30.4 ms / 17.3 GiB; through SDPA: 4.0 ms / 0.19 GiB.", ""]
+        lines += [""]
     secs = ", ".join(f"{k} {v:.0f}s" for k, v in results["section_s"].items())
     lines.append(f"Section times: {secs}; total {time.perf_counter() - t_start:.0f}s. Files: {out_dir}/gpu_check.json, .md")
     if device.type != "cuda":

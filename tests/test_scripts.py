@@ -172,3 +172,40 @@ def test_block_costs_cpu_smoke_run(tmp_path):
     assert [row[1] for row in res["blocks"]] == ["64x80x80", "128x40x40", "256x20x20"]
     assert all(float(row[2]) > 0 for row in res["blocks"])  # host time measured
     assert len(res["ops"]) == 7 and all(float(a) > 0 and float(b) > 0 for _, a, b in res["ops"])
+
+
+def test_benchmark_targets_come_from_targets_json():
+    import types
+
+    import bench_report
+
+    spec = bench_report.load_targets()
+    assert spec["reference"] == "yolov8n" and spec["targets"]
+    bench = types.SimpleNamespace(args=types.SimpleNamespace(latency_imgsz=640), train_sizes=[(640, 32), (1280, 8)],
+                                  latency_batches=[1, 32], hires_sizes=[2048, 4096, 8192],
+                                  dev=types.SimpleNamespace(cuda=True))
+    got = [(label, key, field, higher, round(limit, 4)) for label, key, field, higher, limit, _ in
+           bench_report.targets(bench, spec)]
+    assert got == [
+        ("train@640 >=0.90", "train@640b32", "img_s", True, 0.9),
+        ("train@640 >=0.95 (P4+P5)", "train@640b32", "img_s", True, 0.95),
+        ("train@1280 >=0.85", "train@1280b8", "img_s", True, 0.85),
+        ("GPU-bound train@640 >=0.90", "train@640b32", "gpu_ms", False, round(1 / 0.9, 4)),
+        ("GPU-bound @640 >=0.95 (P4+P5)", "train@640b32", "gpu_ms", False, round(1 / 0.95, 4)),
+        ("GPU-bound train@1280 >=0.85", "train@1280b8", "gpu_ms", False, round(1 / 0.85, 4)),
+        ("train mem@640 <=1.15", "train@640b32", "peak_gib", False, 1.15),
+        ("train mem@1280 <=1.15", "train@1280b8", "peak_gib", False, 1.15),
+        ("lat b32 <=1.25", "lat@640b32", "ms", False, 1.25),
+        ("lat b1 <=1.30", "lat@640b1", "ms", False, 1.3),
+        ("4096px lat <=1.5", "hires@4096", "ms", False, 1.5),
+        ("4096px mem <=1.2", "hires@4096", "peak_gib", False, 1.2),
+        ("8192px lat <=1.5", "hires@8192", "ms", False, 1.5),
+        ("8192px mem <=1.2", "hires@8192", "peak_gib", False, 1.2),
+    ]
+    applies = {label: fn for label, *_, fn in bench_report.targets(bench, spec)}
+    assert applies["train@640 >=0.90"]("yolov8n-attn") and not applies["train@640 >=0.90"]("yolov8n-attn-p45")
+    assert applies["train@640 >=0.95 (P4+P5)"]("yolov8n-attn-p45") and not applies["train@640 >=0.90"]("yolo11n")
+    bench.dev.cuda, bench.train_sizes, bench.hires_sizes = False, [(64, 2)], []
+    assert [t[0] for t in bench_report.targets(bench, spec)] == ["train mem@64 <=1.15", "lat b32 <=1.25", "lat b1 <=1.30"]
+    with pytest.raises(SystemExit, match="unknown model group 'nope'"):
+        bench_report.targets(bench, {**spec, "targets": [{**spec["targets"][6], "models": "nope"}]})
