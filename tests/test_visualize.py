@@ -261,3 +261,25 @@ def test_importing_yolo_attn_does_not_import_visualize_or_ultralytics():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.split() == ["False", "False", "False"]
+
+
+def test_visualize_reaches_the_layers_only_through_public_names():
+    # So it works wherever the package keeps its layer modules: `from yolo_attn import ...`, or its own modules.
+    import ast
+    from pathlib import Path
+
+    import yolo_attn
+    import yolo_attn.visualize as vis
+
+    folder = Path(vis.__file__).parent
+    files = sorted(folder.glob("*.py"))
+    assert {f.name for f in files} >= {"__init__.py", "__main__.py", "cli.py", "collect.py", "queries.py"}
+    for f in files:
+        for node in ast.walk(ast.parse(f.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                if node.level == 0 and node.module.startswith("yolo_attn"):
+                    assert node.module == "yolo_attn", f"{f.name} imports {node.module}"
+                    assert all(hasattr(yolo_attn, a.name) for a in node.names), f.name
+                assert node.level in (0, 1), f"{f.name} reaches outside yolo_attn.visualize"
+            elif isinstance(node, ast.Import):
+                assert not any(a.name.startswith("yolo_attn.") for a in node.names), f.name
