@@ -11,7 +11,8 @@
 #   bash scripts/gpu_session.sh seeds345  seeds 3-5 of the context set at 640 px (default, YOLO11n, YOLO12n)
 #   bash scripts/gpu_session.sh nobias    the bias-free block: every benchmark section, accuracy on both datasets vs yolov8n
 #   bash scripts/gpu_session.sh speed     per-block costs and every benchmark section, next to the attention of REF
-#                                         (default 66f4337, session B's release; a saved attention2d.py without git)
+#                                         (default 66f4337, session B's release; without git history, a copy of
+#                                         that revision's yolo_attn/ folder or `git archive REV yolo_attn` .tar)
 #   bash scripts/gpu_session.sh compiled  training with the network compiled, as `yolo train compile=True`
 # Ultralytics and its missing dependencies travel as wheels in .whl/ (see docs/benchmarks.md); yolo-attn is
 # installed like a user would (regular install: the .pth auto-loader lands in site-packages).

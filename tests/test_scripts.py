@@ -209,3 +209,34 @@ def test_benchmark_targets_come_from_targets_json():
     assert [t[0] for t in bench_report.targets(bench, spec)] == ["train mem@64 <=1.15", "lat b32 <=1.25", "lat b1 <=1.30"]
     with pytest.raises(SystemExit, match="unknown model group 'nope'"):
         bench_report.targets(bench, {**spec, "targets": [{**spec["targets"][6], "models": "nope"}]})
+
+
+def test_common_helpers():
+    import _common
+
+    assert _common.parse_sizes("640:32,1280:8") == [(640, 32), (1280, 8)] and _common.ints("1,32,") == [1, 32]
+    assert [_common.num(v) for v in (678.4, 30.44, 4.031, 0.1934)] == ["678", "30.4", "4.03", "0.193"]
+    assert _common.table(["a", "b"], [["1", "2"]]) == ["| a | b |", "|---|---|", "| 1 | 2 |"]
+    err = RuntimeError("No kernel. (Triggered internally at foo.cpp:12.) More text here.")
+    assert _common.error_text(err, ["why"]) == "error: RuntimeError: No kernel. | why"
+    assert _common.error_text(RuntimeError("CUDA out of memory. Tried")) == "OOM"
+    assert _common.short("a  b\nc" * 40, 10) == "a b ca ..."
+    env = _common.env_header(torch.device("cpu"))
+    assert env["torch"] == torch.__version__ and env["device"]
+
+
+# Scripts that share _common (compare.py, the accuracy suite's, is kept apart).
+SHARED = ("benchmark.py", "bench_infer.py", "bench_models.py", "bench_profile.py", "bench_report.py", "bench_run.py",
+          "bench_train.py", "block_costs.py", "gpu_check.py", "sdpa_layers.py", "refimpl.py", "variants.py")
+
+
+@pytest.mark.parametrize("name", SHARED)
+def test_scripts_stay_lean_and_share_their_helpers(name):
+    import ast
+
+    text = (REPO / "scripts" / name).read_text()
+    assert len(text.splitlines()) <= 400, f"{name}: split it by idea"
+    defined = {n.name for n in ast.walk(ast.parse(text)) if isinstance(n, (ast.FunctionDef, ast.ClassDef))}
+    pasted = defined & {"log", "short", "is_oom", "error_text", "first_sentence", "Dev", "table", "num", "env_header",
+                        "parse_sizes", "ints", "profiled_events"}
+    assert not pasted or name == "bench_report.py" and pasted == {"env_header"}, f"{name} defines {pasted}: use _common"
