@@ -397,9 +397,9 @@ def top_level_ops(fn) -> list[str]:
 @pytest.fixture
 def channels_first_always(monkeypatch):
     """Inference reads every channels-first map transposed, however small (the real threshold is for GPU sizes)."""
-    import yolo_attn.attention2d as attention2d
+    import yolo_attn.layers.switches as switches
 
-    monkeypatch.setattr(attention2d, "CHANNELS_FIRST_MIN", 0)
+    monkeypatch.setattr(switches, "CHANNELS_FIRST_MIN", 0)
 
 
 CF_CASES = [
@@ -474,10 +474,10 @@ def trained_block(**kwargs) -> SelfAttentionBlock:
 def test_fused_block_computes_the_same(kwargs, path, monkeypatch):
     import copy
 
-    import yolo_attn.attention2d as attention2d
+    import yolo_attn.layers.switches as switches
 
     if path == "channels-first":
-        monkeypatch.setattr(attention2d, "CHANNELS_FIRST_MIN", 0)
+        monkeypatch.setattr(switches, "CHANNELS_FIRST_MIN", 0)
     block = trained_block(**kwargs).double()
     fused = copy.deepcopy(block).fuse()
     assert fused.norm is None and fused.attn.in_scale is not None

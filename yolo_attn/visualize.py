@@ -37,8 +37,8 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from .attention2d import Attention2d, kv_pool_factor
-from .block import SelfAttentionBlock
+from yolo_attn import Attention2d, SelfAttentionBlock
+from yolo_attn.layers.pooling import kv_pool_factor
 
 __all__ = [
     "ImageAttention",

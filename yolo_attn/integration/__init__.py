@@ -25,10 +25,12 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
+from yolo_attn_autoload import LAYERS, layer_paths, mark_patch, wrap_parse_model
+
 from . import registry
 
 TESTED_ULTRALYTICS = ((8, 4, 190), (8, 5, 0))  # [low, high)
-CONFIG_DIR = Path(__file__).parent / "configs"
+CONFIG_DIR = Path(__file__).parents[1] / "configs"
 
 _lock = threading.Lock()
 _registered = False
@@ -52,6 +54,7 @@ class _YamlFactory(nn.Module):
     """Base of the names bound in `ultralytics.nn.tasks`: `Name(*yaml_args)` inside parse_model -> `Layer(c1, ...)`."""
 
     layer: type[nn.Module]
+    _yolo_attn_factory = True  # how `yolo_attn_autoload.wrap_parse_model` recognises our rows without importing us
 
     def __new__(cls, *args):
         ctx = _row_context()
@@ -97,51 +100,14 @@ def _bind_names(tasks) -> None:
             setattr(tasks, name, _factory(layer))
 
 
-def _explain_row_errors(tasks) -> None:
-    """Make `parse_model` name the YAML row when it fails on one of our rows before our factory runs.
-
-    Ultralytics computes a row's channels (`ch[f]`) before building the layer, so a row reading several layers
-    (`[[-1, 12], 1, SelfAttentionBlock, ...]`) fails inside parse_model with a bare "list indices" TypeError.
-    """
-    original = tasks.parse_model
-    if getattr(original, "_yolo_attn", False):
-        return
-
-    def parse_model(*args, **kwargs):
-        try:
-            return original(*args, **kwargs)
-        except (TypeError, IndexError) as e:
-            if str(e).startswith("yolo-attn:"):
-                raise
-            tb = e.__traceback__
-            while tb is not None and tb.tb_frame.f_code is not _parse_model_code:
-                tb = tb.tb_next
-            loc = tb.tb_frame.f_locals if tb is not None else {}
-            layer = getattr(loc.get("m"), "layer", None)
-            if not (isinstance(loc.get("m"), type) and issubclass(loc["m"], _YamlFactory)):
-                raise
-            f, name = loc.get("f"), layer.__name__
-            raise ValueError(
-                f"yolo-attn: model YAML row {loc.get('i')} [{f}, ..., {name}, {loc.get('args')}]: {name} reads one "
-                f"layer, so 'from' must be a single index, got {f!r} ({type(e).__name__}: {e})."
-            ) from None
-
-    parse_model._yolo_attn = True
-    parse_model.__wrapped__ = original
-    parse_model.__doc__ = original.__doc__
-    tasks.parse_model = parse_model
-
-
 def plugin_classes() -> list[type[nn.Module]]:
     """Every nn.Module class the plugin defines: what a checkpoint of an attention model can reference."""
-    from . import attention, attention2d, block, pos_embed, transformer
+    return registry.plugin_classes()
 
-    return [
-        obj
-        for mod in (attention, attention2d, block, pos_embed, transformer)
-        for obj in vars(mod).values()
-        if isinstance(obj, type) and issubclass(obj, nn.Module) and obj.__module__ == mod.__name__
-    ]
+
+def safe_load_names() -> dict[str, type[nn.Module]]:
+    """Dotted name -> class for the safe-load allow-list: each layer class under its module now and its 0.1.0 one."""
+    return {path: registry.layer_class(name) for name in LAYERS for path in layer_paths(name)}
 
 
 def _allow_safe_load(tasks) -> None:
@@ -152,8 +118,7 @@ def _allow_safe_load(tasks) -> None:
     with safe._lock:
         if safe._registry is None:
             safe._registry = safe._build()
-        for cls in plugin_classes():
-            safe._registry[f"{cls.__module__}.{cls.__qualname__}"] = cls
+        safe._registry.update(safe_load_names())
 
 
 def _install_config_search() -> None:
@@ -173,9 +138,7 @@ def _install_config_search() -> None:
             return path
         return found or packaged_config(file) or found
 
-    check_file._yolo_attn = True
-    check_file.__wrapped__ = original
-    check_file.__doc__ = original.__doc__
+    mark_patch(check_file, original)
     for mod in list(sys.modules.values()):  # modules that did `from ultralytics.utils.checks import check_file`
         if getattr(mod, "__name__", "").startswith("ultralytics") and vars(mod).get("check_file") is original:
             mod.check_file = check_file
@@ -190,13 +153,13 @@ def _install_exact_flops() -> None:
     """Make `get_flops` count attention models exactly, at the real image size.
 
     THOP sees products only through module rules and functional F.linear / bmm calls; the layer's products also run
-    as convolutions and `baddbmm` (`attention2d.project`, `attention2d.reads_channels_first`), so each Attention2d
+    as convolutions and `baddbmm` (`layers.layouts`, chosen by `layers.switches.route`), so each Attention2d
     is counted by its own rule, `Attention2d.macs`. And Ultralytics extrapolates from small proxy images; attention is
     quadratic in pixels and a key/value cap binds only on large maps, so these models are profiled at full size.
     """
     from ultralytics.utils import torch_utils
 
-    from .attention2d import Attention2d
+    from ..layers.attention2d import Attention2d
 
     original = torch_utils.get_flops
     if getattr(original, "_yolo_attn", False):
@@ -217,8 +180,7 @@ def _install_exact_flops() -> None:
         except Exception:  # same contract as Ultralytics: a summary never fails on FLOPs
             return 0.0
 
-    get_flops._yolo_attn = True
-    get_flops.__wrapped__ = original
+    mark_patch(get_flops, original)
     torch_utils.get_flops = get_flops
 
 
@@ -281,9 +243,7 @@ def _install_warm_start(tasks) -> None:
             LOGGER.info(f"yolo-attn: {message}")
         return result
 
-    load._yolo_attn = True
-    load.__wrapped__ = original
-    load.__doc__ = original.__doc__
+    mark_patch(load, original)
     tasks.BaseModel.load = load
 
 
@@ -293,7 +253,7 @@ def _install_fuse(tasks) -> None:
     Ultralytics fuses a model before predicting, validating a checkpoint and exporting; it knows only its own layer
     types, so without this an attention block would keep a separate BatchNorm pass at inference.
     """
-    from .block import SelfAttentionBlock
+    from ..layers.block import SelfAttentionBlock
 
     original = tasks.BaseModel.fuse
     if getattr(original, "_yolo_attn", False):
@@ -305,9 +265,7 @@ def _install_fuse(tasks) -> None:
                 m.fuse()
         return original(self, *args, **kwargs)
 
-    fuse._yolo_attn = True
-    fuse.__wrapped__ = original
-    fuse.__doc__ = original.__doc__
+    mark_patch(fuse, original)
     tasks.BaseModel.fuse = fuse
 
 
@@ -357,7 +315,7 @@ def _check_version() -> None:
 
 
 def _plugin_version() -> str:
-    from . import __version__
+    from .. import __version__
 
     return __version__
 
@@ -374,7 +332,7 @@ def register() -> None:
         if _registered:
             return
         _bind_names(tasks)
-        _explain_row_errors(tasks)
+        wrap_parse_model(tasks)  # row errors, typos of our names: one wrapper, shared with the off-hint
         _allow_safe_load(tasks)
         _install_config_search()
         _install_exact_flops()
