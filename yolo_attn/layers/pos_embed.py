@@ -46,7 +46,7 @@ def build_sincos2d_pos_embed(
 
 
 class PositionalEncoding(nn.Module):
-    """Adds the 1-D sinusoidal encoding to a sequence (the seed's layer, with its limits checked).
+    """Adds the 1-D sinusoidal encoding to a sequence (its limits checked).
 
     Positional signature: `PositionalEncoding(d_model, max_len=5000, dropout=0.1)`.
 
