@@ -1,4 +1,4 @@
-"""Reference maths for the layer tests: written independently of the layers, naive and in float64."""
+"""Fixtures of the layer tests: the naive maths of Attention2d in the input's dtype, and a forced channels-first route."""
 
 from __future__ import annotations
 
@@ -34,3 +34,12 @@ def reference_attention2d(layer: Attention2d, x: torch.Tensor) -> torch.Tensor:
 @pytest.fixture
 def reference():
     return reference_attention2d
+
+
+@pytest.fixture
+def channels_first_always(monkeypatch):
+    """Inference reads every channels-first map transposed, however small (the real threshold is for GPU sizes)."""
+    import yolo_attn.layers.switches as switches
+
+    monkeypatch.setattr(switches, "CHANNELS_FIRST_MIN", 0)
+
