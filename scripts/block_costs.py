@@ -39,7 +39,7 @@ from ultralytics.utils.torch_utils import init_seeds, unset_deterministic  # noq
 
 import refimpl  # noqa: E402
 from benchmark import Dev, profiled_events  # noqa: E402
-from yolo_attn.block import SelfAttentionBlock  # noqa: E402
+from yolo_attn import SelfAttentionBlock  # noqa: E402
 
 LEVELS = [(64, 80), (128, 40), (256, 20)]  # yolov8n-attn's P3, P4, P5 at 640 px: (channels, side)
 

@@ -50,8 +50,8 @@ try:  # register with Ultralytics first when it is there; the layers themselves 
 except Exception:  # pragma: no cover - Ultralytics is optional for this script
     pass
 import yolo_attn  # noqa: E402
-import yolo_attn.attention as _attention_mod  # noqa: E402
-import yolo_attn.attention2d as _attention2d_mod  # noqa: E402
+import yolo_attn.layers.attention as _attention_mod  # noqa: E402
+import yolo_attn.layers.attention2d as _attention2d_mod  # noqa: E402
 from yolo_attn import SelfAttention, SelfAttentionBlock, TransformerEncoderLayer  # noqa: E402
 
 from torch.nn.attention import SDPBackend, sdpa_kernel  # noqa: E402

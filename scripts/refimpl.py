@@ -34,21 +34,29 @@ def split_rev(spec: str) -> tuple[str, str | None]:
 @functools.cache
 def attention2d_at(rev: str) -> type:
     """A subclass of today's Attention2d whose methods are those of `rev` (so isinstance checks still hold)."""
-    from yolo_attn.attention2d import Attention2d
+    from yolo_attn.layers.attention2d import Attention2d
 
+    package = "yolo_attn"  # 0.1.0's layout; the re-layout moved the file to yolo_attn/layers/ (old names aliased)
     if rev.endswith(".py") and Path(rev).is_file():  # a saved copy, for trees without git history
         src, origin = Path(rev).read_text(), rev
+        package = "yolo_attn.layers" if "from .checks import" in src else package
     else:
-        try:
-            src = subprocess.run(["git", "-C", str(REPO), "show", f"{rev}:yolo_attn/attention2d.py"],
-                                 check=True, capture_output=True, text=True).stdout
-        except (OSError, subprocess.CalledProcessError) as e:
-            raise SystemExit(f"cannot read yolo_attn/attention2d.py at revision {rev!r} ({getattr(e, 'stderr', e)}); "
-                             f"without git history, pass the file `git show {rev}:yolo_attn/attention2d.py` writes") from e
-        origin = f"{rev}:yolo_attn/attention2d.py"
-    name = "yolo_attn._attention2d_" + re.sub(r"\W", "_", rev)
+        homes = (("yolo_attn/layers/attention2d.py", "yolo_attn.layers"), ("yolo_attn/attention2d.py", "yolo_attn"))
+        for path, package in homes:
+            try:
+                src = subprocess.run(["git", "-C", str(REPO), "show", f"{rev}:{path}"],
+                                     check=True, capture_output=True, text=True).stdout
+                break
+            except (OSError, subprocess.CalledProcessError) as e:
+                error = e
+        else:
+            why = getattr(error, "stderr", error)
+            raise SystemExit(f"cannot read yolo_attn/attention2d.py at revision {rev!r} ({why}); "
+                             f"without git history, pass the file `git show {rev}:yolo_attn/attention2d.py` writes")
+        origin = f"{rev}:{path}"
+    name = f"{package}._attention2d_" + re.sub(r"\W", "_", rev)
     module = types.ModuleType(name)
-    module.__package__ = "yolo_attn"  # its relative imports resolve against today's package
+    module.__package__ = package  # its relative imports resolve against today's package
     sys.modules[name] = module
     exec(compile(src, origin, "exec"), module.__dict__)
     skip = {"__module__", "__dict__", "__weakref__", "__doc__", "__init__"}
@@ -74,7 +82,7 @@ def _with_shortcut(forward):
 
 def use_revision(model: nn.Module, rev: str) -> nn.Module:
     """Give every Attention2d in `model` the forward of revision `rev`, in place; returns `model`."""
-    from yolo_attn.attention2d import Attention2d
+    from yolo_attn.layers.attention2d import Attention2d
 
     cls = attention2d_at(rev)
     swapped = 0
