@@ -21,7 +21,7 @@ Environment variable ``YOLO_ATTN_AUTOLOAD``:
   at start-up and when the hook fires, so setting it in ``os.environ`` before
   importing Ultralytics also works.  Only a hint is armed (a stdlib-only
   ``sys.meta_path`` entry, :class:`HintFinder`): once ``ultralytics.nn.tasks``
-  has executed, its ``parse_model`` is wrapped so that a model YAML naming a
+  has executed, its ``parse_model`` is wrapped (:func:`wrap_parse_model`) so that a model YAML naming a
   yolo-attn layer fails with :class:`YoloAttnNotLoadedError`, saying why and
   how to fix it, instead of a bare ``KeyError: 'SelfAttentionBlock'``.
 * ``strict``: re-raise a failure inside ``register()`` instead of warning.
@@ -48,18 +48,45 @@ TARGET = "ultralytics.nn.tasks"
 ENV_VAR = "YOLO_ATTN_AUTOLOAD"
 _OFF = frozenset({"0", "false", "no", "off"})
 
-# The names a model YAML may use for yolo-attn layers: `yolo_attn.registry.layers()`, spelled out here because
-# this module must not import the plugin (and so torch). tests/test_reliability.py keeps the two in sync.
-LAYER_NAMES = frozenset(
-    {
-        "EfficientSelfAttention",
-        "PositionalEncoding2d",
-        "SelfAttentionBlock",
-        "SpatialSelfAttention",
-        "TransformerEncoder",
-        "TransformerEncoderLayer",
-    }
-)
+# THE one list of the plugin's layer classes: name -> (module, whether a model YAML may name it). The registry, the
+# safe-load allow-list, `yolo_attn.__all__` and the parse_model hint below all derive from it; it lives here, as
+# plain strings, because this module must not import the plugin (and so torch).
+LAYERS = {
+    "Attention2d": ("yolo_attn.layers.attention2d", False),
+    "EfficientSelfAttention": ("yolo_attn.layers.attention2d", True),
+    "PositionalEncoding": ("yolo_attn.layers.pos_embed", False),
+    "PositionalEncoding2d": ("yolo_attn.layers.pos_embed", True),
+    "SelfAttention": ("yolo_attn.layers.attention", False),
+    "SelfAttentionBlock": ("yolo_attn.layers.block", True),
+    "SpatialSelfAttention": ("yolo_attn.layers.attention2d", True),
+    "TransformerEncoder": ("yolo_attn.layers.transformer", True),
+    "TransformerEncoderLayer": ("yolo_attn.layers.transformer", True),
+}
+
+# The names a model YAML may use for yolo-attn layers.
+LAYER_NAMES = frozenset(name for name, (_, in_yaml) in LAYERS.items() if in_yaml)
+
+# Module paths of yolo-attn 0.1.0 -> where that code lives now. Checkpoints pickled the old paths of the layer
+# classes, and users imported the old modules: `import yolo_attn` makes each old name an alias of the new module.
+LEGACY_MODULES = {
+    "yolo_attn._checks": "yolo_attn.layers.checks",
+    "yolo_attn.attention": "yolo_attn.layers.attention",
+    "yolo_attn.attention2d": "yolo_attn.layers.attention2d",
+    "yolo_attn.block": "yolo_attn.layers.block",
+    "yolo_attn.config": "yolo_attn.layers.switches",
+    "yolo_attn.export": "yolo_attn.layers.pooling",
+    "yolo_attn.pos_embed": "yolo_attn.layers.pos_embed",
+    "yolo_attn.registry": "yolo_attn.integration.registry",
+    "yolo_attn.transfer": "yolo_attn.integration.transfer",
+    "yolo_attn.transformer": "yolo_attn.layers.transformer",
+}
+
+
+def layer_paths(name: str) -> "list[str]":
+    """Every dotted path a pickle may name layer class `name` by: its module now, then its 0.1.0 module(s)."""
+    module = LAYERS[name][0]
+    return [f"{module}.{name}"] + [f"{old}.{name}" for old, new in LEGACY_MODULES.items() if new == module]
+
 
 _registered = False
 _forced = False  # set by an explicit `import yolo_attn`: the user opted in, whatever the environment says
@@ -173,7 +200,7 @@ def _on_tasks_loaded(tasks: "ModuleType") -> None:
     if not _registered or _failure:
         if not _registered:
             _off_value = os.environ.get(ENV_VAR, "")
-        _install_hint(tasks)
+        wrap_parse_model(tasks)
 
 
 def _unwrap(func: object) -> object:
@@ -182,14 +209,90 @@ def _unwrap(func: object) -> object:
     return func
 
 
-def _install_hint(tasks: "ModuleType") -> None:
-    """Wrap ``tasks.parse_model``: a ``KeyError`` for a yolo-attn layer name becomes :class:`YoloAttnNotLoadedError`.
+def mark_patch(wrapper: "Callable", original: "Callable") -> "Callable":
+    """Mark `wrapper` as yolo-attn's patch of `original` (idempotence flag, `__wrapped__`, name, doc); returns it."""
+    wrapper._yolo_attn = True  # type: ignore[attr-defined]
+    wrapper.__wrapped__ = original  # type: ignore[attr-defined]
+    wrapper.__name__ = getattr(original, "__name__", wrapper.__name__)
+    wrapper.__qualname__ = getattr(original, "__qualname__", wrapper.__qualname__)
+    wrapper.__doc__ = getattr(original, "__doc__", None)
+    return wrapper
 
-    Stdlib only and free until it fires.  The real function stays reachable as ``parse_model.__wrapped__``
-    (``yolo_attn.integration`` finds its frame through it, should ``import yolo_attn`` register later).
+
+class YoloAttnUnknownLayerError(KeyError, ValueError):
+    """A model YAML names a layer that does not exist, close to a yolo-attn layer's name (a typo).
+
+    A ``KeyError``, as ``parse_model``'s own error for an unknown name, and a ``ValueError`` (a bad model config).
+    """
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+def _row(loc: dict, name: object) -> str:
+    """A YAML row as the user wrote it, from parse_model's locals: 'row 3 [-1, 1, Name, [args]]'."""
+    return f"row {loc.get('i')} [{loc.get('f')}, {loc.get('n')}, {name}, {loc.get('args')}]"
+
+
+def _explain_key_error(e: KeyError, tasks: "ModuleType", code: object) -> "Exception | None":
+    """The error to raise instead of parse_model's bare KeyError for a YAML layer name, or None to keep it."""
+    name = e.args[0] if len(e.args) == 1 else None
+    if not isinstance(name, str) or name in vars(tasks):
+        return None
+    tb = e.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    frame = tb.tb_frame if tb is not None else None
+    if code is not None and (frame is None or frame.f_code is not code):
+        return None  # not parse_model's own lookup of a YAML module name
+    loc = frame.f_locals if frame is not None else {}
+    if name in LAYER_NAMES:
+        return YoloAttnNotLoadedError(_not_loaded_message(name, loc.get("i")))
+    import difflib
+
+    close = difflib.get_close_matches(name, sorted(LAYER_NAMES), n=1, cutoff=0.8)
+    if not close:
+        return None  # not near any of ours: Ultralytics' own error
+    return YoloAttnUnknownLayerError(
+        f"yolo-attn: model YAML {_row(loc, name)}: no layer named {name!r}; did you mean {close[0]}?"
+    )
+
+
+def _explain_row_error(e: Exception, code: object) -> "Exception | None":
+    """The error to raise when parse_model fails on a yolo-attn row before the layer is built, or None to keep it.
+
+    Ultralytics computes a row's channels (``ch[f]``) before building the layer, so a row reading several layers
+    (``[[-1, 12], 1, SelfAttentionBlock, ...]``) fails inside parse_model with a bare "list indices" TypeError.
+    """
+    if str(e).startswith("yolo-attn:"):
+        return None
+    tb = e.__traceback__
+    while tb is not None and tb.tb_frame.f_code is not code:
+        tb = tb.tb_next
+    loc = tb.tb_frame.f_locals if tb is not None else {}
+    layer = getattr(loc.get("m"), "layer", None)
+    if not getattr(loc.get("m"), "_yolo_attn_factory", False) or layer is None:
+        return None
+    f, name = loc.get("f"), layer.__name__
+    return ValueError(
+        f"yolo-attn: model YAML {_row(loc, name)}: {name} reads one layer, so 'from' must be a single index, "
+        f"got {f!r} ({type(e).__name__}: {e})."
+    )
+
+
+def wrap_parse_model(tasks: "ModuleType") -> None:
+    """Wrap ``tasks.parse_model`` once, so that its errors on a YAML row say what is wrong with the row.
+
+    * a yolo-attn layer name while yolo-attn is not registered: :class:`YoloAttnNotLoadedError`, saying why;
+    * a name close to a yolo-attn layer's (a typo): :class:`YoloAttnUnknownLayerError`, "did you mean ...?";
+    * a yolo-attn row whose 'from' is a list: a ValueError naming the row.
+
+    Stdlib only and free until it fires. Called by the hook when auto-loading is off and by
+    ``yolo_attn.integration.register()``; the second call changes nothing. The real function stays reachable as
+    ``parse_model.__wrapped__``.
     """
     original = vars(tasks).get("parse_model")
-    if original is None or getattr(original, "_yolo_attn_hint", False):
+    if original is None or getattr(original, "_yolo_attn", False):
         return
     code = getattr(_unwrap(original), "__code__", None)
 
@@ -197,23 +300,17 @@ def _install_hint(tasks: "ModuleType") -> None:
         try:
             return original(*args, **kwargs)
         except KeyError as e:
-            name = e.args[0] if len(e.args) == 1 else None
-            if not isinstance(name, str) or name not in LAYER_NAMES or name in vars(tasks):
+            better = _explain_key_error(e, tasks, code)
+            if better is None:
                 raise
-            tb = e.__traceback__
-            while tb is not None and tb.tb_next is not None:
-                tb = tb.tb_next
-            frame = tb.tb_frame if tb is not None else None
-            if code is not None and (frame is None or frame.f_code is not code):
-                raise  # not parse_model's own lookup of a YAML module name
-            row = frame.f_locals.get("i") if frame is not None else None
-            raise YoloAttnNotLoadedError(_not_loaded_message(name, row)) from None
+            raise better from None
+        except (TypeError, IndexError) as e:
+            better = _explain_row_error(e, code)
+            if better is None:
+                raise
+            raise better from None
 
-    parse_model._yolo_attn_hint = True  # type: ignore[attr-defined]
-    parse_model.__wrapped__ = original  # type: ignore[attr-defined]
-    parse_model.__name__ = parse_model.__qualname__ = "parse_model"
-    parse_model.__doc__ = getattr(original, "__doc__", None)
-    tasks.parse_model = parse_model  # type: ignore[attr-defined]
+    tasks.parse_model = mark_patch(parse_model, original)  # type: ignore[attr-defined]
     # A package that re-exported it already (install() after the import) keeps the unwrapped one otherwise.
     package = sys.modules.get(TARGET.rpartition(".")[0])
     if package is not None and vars(package).get("parse_model") is original:

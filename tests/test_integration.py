@@ -220,11 +220,13 @@ def test_checkpoint_loads_in_fresh_process_and_under_safe_load(cli_run, tmp_path
 def test_safe_load_allows_only_plugin_classes():
     import ultralytics.nn.tasks as tasks
 
-    from yolo_attn.integration import plugin_classes
+    from yolo_attn.integration import plugin_classes, safe_load_names
 
     registry = tasks._SafeLoad._registry
     ours = {k for k, v in registry.items() if k.startswith("yolo_attn")}
-    assert ours == {f"{c.__module__}.{c.__qualname__}" for c in plugin_classes()}
+    assert ours == set(safe_load_names())  # each class under its module now and its 0.1.0 module
+    assert {f"{c.__module__}.{c.__qualname__}" for c in plugin_classes()} < ours
+    assert {"yolo_attn.block.SelfAttentionBlock", "yolo_attn.attention2d.Attention2d"} < ours
     assert all(registry[k].__module__.startswith("yolo_attn.") for k in ours)
 
 

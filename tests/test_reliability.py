@@ -403,7 +403,7 @@ def test_checkpoint_without_the_plugin_names_the_package_to_install(attn_ckpt):
     assert "requirement ['yolo_attn'] not found, AutoUpdate disabled by YOLO_AUTOINSTALL=False" in out, out
     assert "default -> ModuleNotFoundError: No module named 'yolo_attn'" in out, out
     # Safe load: no install attempt at all; the refused global names the plugin's class.
-    assert "safe -> TypeError:" in out and "Unsupported global: GLOBAL yolo_attn.block.SelfAttentionBlock" in out, out
+    assert "safe -> TypeError:" in out and "Unsupported global: GLOBAL yolo_attn.layers.block.SelfAttentionBlock" in out, out
     assert "imported: []" in out, out
 
 
@@ -426,8 +426,16 @@ def test_auto_install_name_is_this_distribution():
 # ---------------------------------------------------------------- auto-loading disabled, YAML needs the plugin
 
 
-def test_autoload_layer_names_match_registry():
-    assert yolo_attn_autoload.LAYER_NAMES == set(layers())
+def test_the_one_layer_list_resolves_and_everything_derives_from_it():
+    # yolo_attn_autoload.LAYERS is the only list: each entry names a real layer class where it says, the registry
+    # holds exactly its YAML names, and the public API exports every class.
+    import torch.nn as nn
+
+    for name, (module, _) in yolo_attn_autoload.LAYERS.items():
+        cls = getattr(importlib.import_module(module), name)
+        assert isinstance(cls, type) and issubclass(cls, nn.Module) and cls.__module__ == module, name
+        assert getattr(yolo_attn, name) is cls and name in yolo_attn.__all__
+    assert set(layers()) == yolo_attn_autoload.LAYER_NAMES
 
 
 @pytest.fixture()
@@ -459,8 +467,8 @@ def fake_tasks(monkeypatch) -> types.ModuleType:
 
 def test_hint_names_the_layer_the_row_and_the_fix(fake_tasks):
     original = fake_tasks.parse_model
-    yolo_attn_autoload._install_hint(fake_tasks)
-    yolo_attn_autoload._install_hint(fake_tasks)  # idempotent
+    yolo_attn_autoload.wrap_parse_model(fake_tasks)
+    yolo_attn_autoload.wrap_parse_model(fake_tasks)  # idempotent
     wrapped = fake_tasks.parse_model
     assert wrapped.__wrapped__ is original and wrapped.__name__ == "parse_model"
     assert wrapped(["Conv"], [3]) == "built"
@@ -480,7 +488,7 @@ def test_hint_names_the_layer_the_row_and_the_fix(fake_tasks):
 
 def test_hint_after_a_failed_registration_points_at_the_warning(fake_tasks, monkeypatch):
     monkeypatch.setattr(yolo_attn_autoload, "_failure", "RuntimeError: boom")
-    yolo_attn_autoload._install_hint(fake_tasks)
+    yolo_attn_autoload.wrap_parse_model(fake_tasks)
     with pytest.raises(yolo_attn_autoload.YoloAttnNotLoadedError, match=r"failed to register with Ultralytics "
                        r"\(RuntimeError: boom\): see the YoloAttnAutoloadWarning above"):
         fake_tasks.parse_model(["TransformerEncoder"], [3])

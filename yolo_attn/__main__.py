@@ -24,8 +24,8 @@ import yolo_attn
 import yolo_attn_autoload  # stdlib only; shipped beside the package
 from yolo_attn_autoload import ENV_VAR
 
-from . import registry
-from .config import use_fused_attn
+from .integration import registry
+from .layers.switches import use_fused_attn
 from .integration import CONFIG_DIR, in_tested_range, tested_range
 
 SITE_FILES = ("yolo_attn-autoload.pth", "yolo_attn-autoload.start")

@@ -3,7 +3,6 @@ layer's attention for chosen query pixels, and the records that hold the results
 
 from __future__ import annotations
 
-import importlib
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -12,9 +11,8 @@ import numpy as np
 import torch
 
 from yolo_attn import Attention2d
+from yolo_attn.layers.pooling import kv_pool_factor
 
-# The key/value pooling factor of a map, from the module that defines Attention2d (wherever the package keeps it).
-kv_pool_factor = importlib.import_module(Attention2d.__module__).kv_pool_factor
 
 @dataclass(frozen=True)
 class Letterbox:

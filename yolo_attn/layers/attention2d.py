@@ -1,7 +1,8 @@
 """Multi-head self-attention over the pixels of a feature map, with optional channel reduction and key/value pooling.
 
-`Attention2d` is the one implementation; `SpatialSelfAttention` and `EfficientSelfAttention` are the seed's two
-feature-map layers expressed as its presets.
+`Attention2d` is the one implementation; `SpatialSelfAttention` and `EfficientSelfAttention` are two presets of it.
+Its forward asks `switches.route` once which path to take and hands the answer down: the layouts (`layouts.py`)
+and the pooling (`pooling.py`) only compute.
 """
 
 from __future__ import annotations
@@ -10,90 +11,15 @@ import math
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
-from ._checks import check_bool, check_float, check_heads, check_int
 from .attention import attend, attention_weights
-from .config import use_fused_attn
-from .export import avg_pool_ceil, is_traced, kv_pool_factor_traced
+from .checks import check_bool, check_channels, check_float, check_heads, check_int
+from .layouts import map_of_rows, project, rows_of_map
+from .pooling import kv_pool_factor, pool_factor, pool_map, pool_tokens
 from .pos_embed import PositionalEncoding2d
+from .switches import CHANNELS_FIRST_MIN, Route, route, use_fused_attn  # noqa: F401  CHANNELS_FIRST_MIN: old imports
 
 _MAX_KERNEL = 2**31 - 1
-
-
-def kv_pool_factor(height: int, width: int, stride: int, max_tokens: int) -> int:
-    """Return the key/value pooling factor: `stride`, raised until at most `max_tokens` keys remain (0 = no cap).
-
-    With a cap, attention costs O(N * max_tokens) instead of O(N^2), so large images stay affordable while every
-    query still sees a summary of the whole image.
-    """
-    f = stride
-    if max_tokens and -(-height // f) * -(-width // f) > max_tokens:  # -(-a // b): ceil(a / b), exact on ints
-        if not torch.compiler.is_compiling():  # compiled sizes may be symbolic, and isqrt takes only ints
-            f = max(f, math.isqrt(height * width // max_tokens))  # close guess, then walk up: ceil() can overshoot
-        while -(-height // f) * -(-width // f) > max_tokens:
-            f += 1
-    return f
-
-
-def project(tokens: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
-    """`F.linear` over the channels of (B, H, W, C) tokens -> (B, H, W, out), as a 1x1 convolution in eager mode.
-
-    Eagerly the product runs as a 1x1 cuDNN convolution of the channels-last map the tokens already are: a cuBLAS
-    GEMM costs the host about 3x as much per call, 50-55 us against 17-24 us on an H200 host both in `yolo train`'s
-    deterministic mode and at inference in an Ultralytics process (which sets CUBLAS_WORKSPACE_CONFIG), and eager
-    training steps and small-batch inference are bound by host time (docs/benchmarks.md). While compiling or
-    tracing (export) it is the plain GEMM: the same arithmetic, exported as MatMul, and what torch.compile handles
-    best (compiled, the convolution form trained at 0.89x of yolov8n with 1.25x its memory, the GEMM form at 0.92x
-    with 1.06x).
-    """
-    if is_traced():
-        return F.linear(tokens, weight, bias)
-    w = weight.view(*weight.shape, 1, 1)  # (out, C, 1, 1), a view: the weight's gradient stays a plain matrix
-    return F.conv2d(tokens.permute(0, 3, 1, 2), w, bias).permute(0, 2, 3, 1)
-
-
-CHANNELS_FIRST_MIN = 2**21  # elements of a map from which inference reads it channels-first (see below)
-
-
-def reads_channels_first(x: torch.Tensor) -> bool:
-    """True for eager inference on a large channels-first (B, C, H, W) map: products then read it transposed.
-
-    Attention needs pixels as rows. Training and export lay the map out as tokens (`Attention2d.tokens`), a pass
-    that costs nothing extra on the channels-last maps `yolo train` runs on. On the channels-first maps Ultralytics
-    predicts and validates on, that pass and the one moving the output back change layout: at batch 32, 640 px,
-    half of the blocks' GPU time (docs/benchmarks.md). There the products read the map transposed instead
-    (`rows_of_map`, `map_of_rows`), as batched cuBLAS GEMMs. On small maps (batch 1 at 640 px) the GPU does the
-    two passes in a few microseconds while the host is the bottleneck, and the token path's cuDNN products cost
-    it ~90 us less per block than three GEMMs (`project`); below `CHANNELS_FIRST_MIN` elements the token path
-    runs. At that size a layout pass costs the GPU ~10 us, so a wrong guess costs little either way.
-    """
-    # is_traced() before numel(): traced, sizes are tensors, and a comparison on them would be frozen into the graph
-    return not torch.is_grad_enabled() and not is_traced() and x.is_contiguous() and x.numel() >= CHANNELS_FIRST_MIN
-
-
-def rows_of_map(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
-    """Project a channels-first (B, C, H, W) map to (B, H*W, out) rows: one batched product, no layout pass.
-
-    The map is read as the transposed operand of the product (pixels along its contiguous axis), and the weight is
-    broadcast over the batch with stride 0, not copied. `torch.bmm`, not `F.linear`: `F.linear` copies a
-    non-contiguous 3-D input to fold it into one 2-D product whenever the weight requires grad.
-    """
-    B, C, H, W = x.shape
-    rows = x.view(B, C, H * W).transpose(1, 2)  # (B, N, C), a view
-    w = weight.t().expand(B, -1, -1)  # (B, C, out), a view
-    return torch.bmm(rows, w) if bias is None else torch.baddbmm(bias, rows, w)
-
-
-def map_of_rows(rows: torch.Tensor, weight: torch.Tensor, base: torch.Tensor | None = None) -> torch.Tensor:
-    """Project (B, N, D) rows to a channels-first (B, out, N) map, plus `base` (broadcast to it) in the product.
-
-    The rows are read transposed, so the result is written channels-first directly; `base` (the block's shortcut,
-    a bias, or both) is added by the product itself (`baddbmm`), not by a separate pass over the output.
-    """
-    w = weight.expand(len(rows), -1, -1)  # (B, out, D), a view
-    cols = rows.transpose(1, 2)  # (B, D, N), a view
-    return torch.bmm(w, cols) if base is None else torch.baddbmm(base, w, cols)
 
 
 class Attention2d(nn.Module):
@@ -119,7 +45,8 @@ class Attention2d(nn.Module):
         proj_bias (bool): bias on the output projection.
 
     Shapes: (B, c1, H, W) -> (B, c2, H, W); `forward(x, shortcut)` adds a (B, c2, H, W) shortcut to the output.
-    Output memory format: channels-first in inference on a channels-first map, channels-last otherwise.
+    Output memory format: that of the route (`switches.route`): channels-first on the channels-first path (eager
+    inference on a large contiguous map), channels-last otherwise.
 
     Examples:
         >>> attn = Attention2d(64, head_dim=32, kv_stride=2)
@@ -169,16 +96,12 @@ class Attention2d(nn.Module):
         self.qkv = nn.Linear(c1, 3 * self.dim, bias=check_bool(name, "qkv_bias", qkv_bias))  # one product: q, k, v
         self.proj = nn.Linear(self.dim, self.c2, bias=check_bool(name, "proj_bias", proj_bias))
 
-    def _check_channels(self, channels: int) -> None:
-        if channels != self.c1:
-            raise ValueError(f"{type(self).__name__}: input has {channels} channels, layer was built for c1={self.c1}.")
-
-    def tokens(self, x: torch.Tensor) -> torch.Tensor:
+    def tokens(self, x: torch.Tensor, graph: bool = False) -> torch.Tensor:
         """Return the contiguous (B, H, W, C) tokens of a (B, C, H, W) map, position (and a folded norm) applied."""
         B, C, H, W = x.shape
-        self._check_channels(C)
+        check_channels(type(self).__name__, C, self.c1)
         xt = x.permute(0, 2, 3, 1)  # (B, H, W, C), a view
-        offset = self.input_offset(H, W, x, channels_last=True)
+        offset = self.input_offset(H, W, x, channels_last=True, graph=graph)
         if offset is None:
             return xt.contiguous()
         # The offset comes first: a sum is laid out like its first operand that decides, and the (H, W, C) table
@@ -192,7 +115,7 @@ class Attention2d(nn.Module):
     def channels_first(self, x: torch.Tensor) -> torch.Tensor:
         """Return the (B, C, H, W) map, position (and a folded norm) applied, channels-first for `rows_of_map`."""
         B, C, H, W = x.shape
-        self._check_channels(C)
+        check_channels(type(self).__name__, C, self.c1)
         offset = self.input_offset(H, W, x, channels_last=False)  # (C, H, W) or (C, 1, 1)
         if offset is None:
             return x
@@ -200,11 +123,13 @@ class Attention2d(nn.Module):
             return offset + x
         return torch.addcmul(offset, x, self.in_scale.to(x.dtype).view(C, 1, 1))
 
-    def input_offset(self, height: int, width: int, x: torch.Tensor, channels_last: bool) -> torch.Tensor | None:
+    def input_offset(
+        self, height: int, width: int, x: torch.Tensor, channels_last: bool, graph: bool = False
+    ) -> torch.Tensor | None:
         """What is added to the input before the products: the (C, H, W) position table (carrying a folded norm's
-        shift), a folded shift alone as (C, 1, 1) when there is no table, or None."""
+        shift), a folded shift alone as (C, 1, 1) when there is no table, or None. `graph`: build, never cache."""
         if self.pos is not None:
-            return self.pos.table(height, width, x.device, x.dtype, channels_last)
+            return self.pos.table(height, width, x.device, x.dtype, channels_last, graph=graph)
         return None if self.in_shift is None else self.in_shift.to(x.dtype).view(-1, 1, 1)
 
     @torch.inference_mode(False)  # plain tensors even if fused inside inference mode: caches track their versions
@@ -218,8 +143,7 @@ class Attention2d(nn.Module):
         name = type(self).__name__
         if not isinstance(norm, nn.BatchNorm2d) or norm.running_mean is None:
             raise TypeError(f"{name}: fuse_input_norm takes a BatchNorm2d with running statistics, got {norm!r}.")
-        if norm.num_features != self.c1:
-            raise ValueError(f"{name}: the norm has {norm.num_features} channels, layer was built for c1={self.c1}.")
+        check_channels(name, norm.num_features, self.c1, what="the norm has")
         if self.in_scale is not None:
             raise RuntimeError(f"{name}: a norm is already folded into this layer.")
         dtype = norm.running_mean.dtype
@@ -236,39 +160,31 @@ class Attention2d(nn.Module):
         else:  # into the cached table, which then costs no more memory than before
             self.pos.shift = shift.to(dtype)
 
-    @staticmethod
-    def pool_map(x: torch.Tensor, f: int) -> torch.Tensor:
-        """Average a channels-first (B, C, H, W) map over f x f windows, border windows partial (inference only)."""
-        return F.avg_pool2d(x, f, f, ceil_mode=True, count_include_pad=False)
+    pool_map = staticmethod(pool_map)
+    pool_tokens = staticmethod(pool_tokens)
 
-    @staticmethod
-    def pool_tokens(tokens: torch.Tensor, f, traced: bool = False) -> torch.Tensor:
-        """Average (B, H, W, C) tokens over f x f windows -> (B, ceil(H/f), ceil(W/f), C); border windows partial."""
-        B, H, W, C = tokens.shape
-        if traced:  # f is a tensor: pooling spelled out in graph ops
-            return avg_pool_ceil(tokens.permute(0, 3, 1, 2), f).permute(0, 2, 3, 1)
-        if H % f == 0 and W % f == 0 and not torch.jit.is_tracing():  # traced, the size test would be frozen
-            # A mean over a view of the windows: its backward is one broadcast, where avg_pool2d's channels-last
-            # backward is slow (forward + backward 307 vs 89 us at P3, batch 32, H200; docs/benchmarks.md).
-            return tokens.view(B, H // f, f, W // f, f, C).mean((2, 4))
-        # count_include_pad=False: border windows average real pixels only, and ONNX AveragePool agrees.
-        grid = tokens.permute(0, 3, 1, 2)  # (B, C, H, W) with channels-last strides, which avg_pool2d keeps
-        return F.avg_pool2d(grid, f, f, ceil_mode=True, count_include_pad=False).permute(0, 2, 3, 1)
+    def qkv_heads(self, x: torch.Tensor, r: Route | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Project a (B, C, H, W) map to q (B, heads, H*W, d) and k, v (B, heads, Nk, d), last dims contiguous.
 
-    def qkv_heads(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Project a (B, C, H, W) map to q (B, heads, H*W, d) and k, v (B, heads, Nk, d), last dims contiguous."""
+        `r` is the forward's route (`switches.route`); decided here when called on its own.
+        """
+        r = route(x) if r is None else r
         B, C, H, W = x.shape
         h, d, D = self.num_heads, self.head_dim, self.dim
-        # Tracing (export): a capped factor depends on H, W, so compute it and pool in-graph, not frozen at one size.
-        traced_cap = bool(self.kv_tokens) and torch.jit.is_tracing()
-        f = (kv_pool_factor_traced if traced_cap else kv_pool_factor)(H, W, self.kv_stride, self.kv_tokens)
-        if reads_channels_first(x):  # source and pooled source stay (B, C, H, W); products read them transposed
+        f = pool_factor(H, W, self.kv_stride, self.kv_tokens, r.mode)  # int, or a tensor when traced with a cap
+        if r.channels_first:  # source and pooled source stay (B, C, H, W); products read them transposed
             src = self.channels_first(x)
-            product, pool = rows_of_map, self.pool_map
+            product, pool = rows_of_map, pool_map
         else:  # (B, H, W, C) tokens
-            src = self.tokens(x)
-            product, pool = project, lambda t, f: self.pool_tokens(t, f, traced_cap)
-        if not traced_cap and f == 1:
+            src = self.tokens(x, r.graph)
+
+            def product(t, w, b):
+                return project(t, w, b, r.graph)
+
+            def pool(t, f):
+                return pool_tokens(t, f, r.mode)
+
+        if isinstance(f, int) and f == 1:
             # unbind, not qkv[0], qkv[1], qkv[2]: its backward is one stack, where three selects would each
             # zero-fill a full-size gradient and add it up; and along the q/k/v axis itself, so that stack lands
             # in the projection's layout, with no copy before the projection's backward.
@@ -289,25 +205,26 @@ class Attention2d(nn.Module):
             raise ValueError(
                 f"{type(self).__name__}: shortcut has shape {tuple(shortcut.shape)}, the output {(B, self.c2, H, W)}."
             )
-        q, k, v = self.qkv_heads(x)
+        r = route(x)  # the one decision of this call: layout and mode
+        q, k, v = self.qkv_heads(x, r)
         out = attend(q, k, v, self.attn_drop if self.training else 0.0, self.fused_attn)  # (B, h, N, d)
         out = out.transpose(1, 2)  # (B, N, h, d): how the fused kernels lay out their output, so reshapes are views
-        if reads_channels_first(x):
+        if r.channels_first:
             base = None if shortcut is None else shortcut.reshape(B, self.c2, H * W)
             if self.proj.bias is not None:
                 bias = self.proj.bias.view(-1, 1)  # (c2, 1): broadcast along the pixels
                 base = bias if base is None else base + bias
             out = map_of_rows(out.reshape(B, H * W, self.dim), self.proj.weight, base)  # (B, c2, N)
             return out.view(B, self.c2, H, W)  # channels-first
-        out = project(out.reshape(B, H, W, self.dim), self.proj.weight, self.proj.bias)  # (B, H, W, c2)
+        out = project(out.reshape(B, H, W, self.dim), self.proj.weight, self.proj.bias, r.graph)  # (B, H, W, c2)
         out = out.permute(0, 3, 1, 2)  # (B, c2, H, W), channels-last
         return out if shortcut is None else shortcut + out
 
     def macs(self, x_shape: tuple[int, int, int, int]) -> int:
         """Multiply-adds of one forward on a (B, C, H, W) input: products and attention, as FLOP counters count them.
 
-        The products run as convolutions or batched GEMMs depending on the path (`project`, `reads_channels_first`),
-        which a counter of functional calls may not see, so counters are given this instead (integration.py).
+        The products run as convolutions or batched GEMMs depending on the route (`switches.route`), which a counter
+        of functional calls may not see, so counters are given this instead (yolo_attn.integration).
         """
         B, _, H, W = x_shape
         f = kv_pool_factor(H, W, self.kv_stride, self.kv_tokens)
@@ -334,9 +251,7 @@ class Attention2d(nn.Module):
 
 
 class SpatialSelfAttention(Attention2d):
-    """Self-attention among all pixels with q/k/v in c1 / reduction channels (the seed's spatial attention).
-
-    Unlike the seed, heads are real (c1 / reduction / head_dim of them) and position is encoded.
+    """Self-attention among all pixels with q/k/v in c1 / reduction channels, in c1 / reduction / head_dim heads.
 
     Positional signature: `SpatialSelfAttention(c1, head_dim=32, reduction=2, pos=True, c2=None)`.
 
@@ -359,7 +274,7 @@ class SpatialSelfAttention(Attention2d):
 
 
 class EfficientSelfAttention(Attention2d):
-    """Self-attention whose keys/values come from the map average-pooled by `scale` (the seed's efficient attention).
+    """Self-attention whose keys/values come from the map average-pooled by `scale` .
 
     Cost is O(N^2 / scale^2); with `kv_tokens` it is capped at O(N * kv_tokens) for any image size.
 

@@ -48,3 +48,12 @@ def check_heads(layer: str, channels: int, head_dim: int, what: str = "channels"
         hint = f"use head_dim in {divisors}" if divisors else f"use {what} divisible by 8"
         raise ValueError(f"{layer}: {what} {channels} is not divisible by head_dim {head_dim}; {hint}.")
     return channels // head_dim
+
+
+def check_channels(layer: str, channels: int, expected: int, name: str = "c1", what: str = "input has") -> None:
+    """Raise a ValueError naming `layer` when a tensor has `channels` channels, not the `expected` it was built for.
+
+    Checked before the first operation that would fail on it, whose own error (BatchNorm's, a matmul's) names no layer.
+    """
+    if channels != expected:
+        raise ValueError(f"{layer}: {what} {channels} channels, layer was built for {name}={expected}.")

@@ -6,8 +6,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ._checks import check_bool, check_float, check_int
-from .config import use_fused_attn
+from .checks import check_bool, check_channels, check_float, check_int
+from .switches import use_fused_attn
 
 
 def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, dropout_p: float = 0.0, fused: bool = True) -> torch.Tensor:
@@ -71,8 +71,7 @@ class SelfAttention(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         B, N, C = x.shape
-        if C != self.dim:
-            raise ValueError(f"{type(self).__name__}: input has {C} channels, layer was built for dim={self.dim}.")
+        check_channels(type(self).__name__, C, self.dim, name="dim")
         # (B, N, 3C) -> (3, B, heads, N, d): a view whose last dim stays contiguous, as the fused kernels need.
         q, k, v = self.qkv(x).view(B, N, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4).unbind(0)
         x = attend(q, k, v, self.attn_drop if self.training else 0.0, self.fused_attn)  # (B, heads, N, d)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from ._checks import check_choice, check_float, check_int
+from .checks import check_channels, check_choice, check_float, check_int
 from .attention import SelfAttention
 
 ACTIVATIONS = {"relu": nn.ReLU, "gelu": nn.GELU, "silu": nn.SiLU}
@@ -20,8 +20,7 @@ def _to_tokens(x: torch.Tensor) -> tuple[torch.Tensor, tuple[int, ...] | None]:
 
 def _check_channels(layer: str, tokens: torch.Tensor, norm: nn.LayerNorm) -> None:
     """Raise a ValueError naming `layer` if (B, N, C) `tokens` do not have the channels `norm` was built for."""
-    if tokens.shape[-1] != norm.normalized_shape[0]:
-        raise ValueError(f"{layer}: input has {tokens.shape[-1]} channels, layer was built for d_model={norm.normalized_shape[0]}.")
+    check_channels(layer, tokens.shape[-1], norm.normalized_shape[0], name="d_model")
 
 
 def _from_tokens(x: torch.Tensor, shape: tuple[int, ...] | None) -> torch.Tensor:

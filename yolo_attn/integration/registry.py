@@ -1,21 +1,28 @@
 """The layers a model YAML may name, and their YAML signatures. Plain Python: no Ultralytics here.
 
-A YAML row `[from, repeats, Name, [args...]]` builds `Name(c1, *args)`: the input channels c1 come from the
-layer the row reads, never from the YAML.
+The names come from the one list, `yolo_attn_autoload.LAYERS`. A YAML row `[from, repeats, Name, [args...]]`
+builds `Name(c1, *args)`: the input channels c1 come from the layer the row reads, never from the YAML.
 """
 
 from __future__ import annotations
 
+import importlib
 import inspect
 
 import torch.nn as nn
-
-from .attention2d import EfficientSelfAttention, SpatialSelfAttention
-from .block import SelfAttentionBlock
-from .pos_embed import PositionalEncoding2d
-from .transformer import TransformerEncoder, TransformerEncoderLayer
+from yolo_attn_autoload import LAYER_NAMES, LAYERS
 
 _LAYERS: dict[str, type[nn.Module]] = {}
+
+
+def layer_class(name: str) -> type[nn.Module]:
+    """Import and return the plugin's layer class `name` (any name of `yolo_attn_autoload.LAYERS`)."""
+    return getattr(importlib.import_module(LAYERS[name][0]), name)
+
+
+def plugin_classes() -> list[type[nn.Module]]:
+    """Every nn.Module class the plugin defines: what a checkpoint of an attention model can reference."""
+    return [layer_class(name) for name in sorted(LAYERS)]
 
 
 def register_layer(cls: type[nn.Module], name: str | None = None) -> type[nn.Module]:
@@ -47,12 +54,5 @@ def yaml_args(cls: type[nn.Module]) -> list[tuple[str, object]]:
     return [(p.name, None if p.default is inspect.Parameter.empty else p.default) for p in params]
 
 
-for _cls in (
-    SelfAttentionBlock,
-    SpatialSelfAttention,
-    EfficientSelfAttention,
-    PositionalEncoding2d,
-    TransformerEncoderLayer,
-    TransformerEncoder,
-):
-    register_layer(_cls)
+for _name in sorted(LAYER_NAMES):
+    register_layer(layer_class(_name))

@@ -7,8 +7,8 @@ import math
 import torch
 import torch.nn as nn
 
-from ._checks import check_float, check_int
-from .export import is_traced
+from .checks import check_channels, check_float, check_int
+from .switches import is_traced
 
 _FLOAT_MAX = torch.finfo(torch.float64).max
 
@@ -46,7 +46,7 @@ def build_sincos2d_pos_embed(
 
 
 class PositionalEncoding(nn.Module):
-    """Adds the 1-D sinusoidal encoding to a sequence (the seed's layer, with its limits checked).
+    """Adds the 1-D sinusoidal encoding to a sequence (its limits checked).
 
     Positional signature: `PositionalEncoding(d_model, max_len=5000, dropout=0.1)`.
 
@@ -114,15 +114,21 @@ class PositionalEncoding2d(nn.Module):
         self._cache: tuple[tuple, torch.Tensor] | None = None
 
     def table(
-        self, height: int, width: int, device: torch.device, dtype: torch.dtype, channels_last: bool = True
+        self,
+        height: int,
+        width: int,
+        device: torch.device,
+        dtype: torch.dtype,
+        channels_last: bool = True,
+        graph: bool | None = None,
     ) -> torch.Tensor:
-        """Return the (C, H, W) table for this size, from the cache when not tracing.
+        """Return the (C, H, W) table for this size, from the cache unless a graph is being captured.
 
         Laid out with (H, W, C) strides for adding in token layout (see `Attention2d.tokens`), or channels-first with
         `channels_last=False`: an add reads its operands fastest along the output's innermost dimension, so a table
-        laid out like the output is read in whole cache lines.
+        laid out like the output is read in whole cache lines. `graph`: the caller's `Route.graph`, when it has one.
         """
-        if is_traced():  # then the table is built in-graph, never cached
+        if is_traced() if graph is None else graph:  # then the table is built in-graph, never cached
             return self._build(height, width, device, dtype)
         shift = self.shift
         if shift is not None:  # set, moved or edited in place (inference tensors keep no version: set or moved only)
@@ -139,8 +145,7 @@ class PositionalEncoding2d(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         B, C, H, W = x.shape
-        if C != self.c1:
-            raise ValueError(f"PositionalEncoding2d: input has {C} channels, layer was built for c1={self.c1}.")
+        check_channels("PositionalEncoding2d", C, self.c1)
         return x + self.table(H, W, x.device, x.dtype, channels_last=not x.is_contiguous())
 
     def __getstate__(self):

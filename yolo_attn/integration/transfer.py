@@ -7,7 +7,7 @@ weights when shapes happen to agree. Here the two layer lists are compared with 
 layer, and the mapping is accepted only if every pair has the same type, the same state-dict keys and shapes, and
 the same inputs once the `from` indices are remapped. Anything else is a `Mismatch`, never a guess.
 
-Plain torch on layer lists and state dicts; no Ultralytics import (the hook lives in `integration.py`).
+Plain torch on layer lists and state dicts; no Ultralytics import (the hook lives in `yolo_attn.integration`).
 """
 
 from __future__ import annotations

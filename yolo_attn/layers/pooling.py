@@ -7,20 +7,42 @@ under tracing it calls these functions instead: the factor and the pooling are t
 exported dynamic model pools exactly as the PyTorch model does at every input size.
 
 `kv_pool_factor_traced` and `avg_pool_ceil` also accept plain ints and run eagerly, which is how the tests compare
-them with `kv_pool_factor` and `F.avg_pool2d`. `is_traced` tells the layers when a graph is being captured.
+them with `kv_pool_factor` and `F.avg_pool2d`. `pool_tokens` and `pool_map` are the two layouts' poolings.
 """
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 
-__all__ = ["avg_pool_ceil", "is_traced", "kv_pool_factor_traced"]
+from .switches import Mode, is_traced  # noqa: F401  is_traced: re-exported for old imports
+
+__all__ = ["avg_pool_ceil", "kv_pool_factor", "kv_pool_factor_traced", "pool_factor", "pool_map", "pool_tokens"]
 
 
-def is_traced() -> bool:
-    """True while compiling, scripting or tracing (export): code that caches or picks by size must not, then."""
-    return torch.compiler.is_compiling() or torch.jit.is_scripting() or torch.jit.is_tracing()
+def kv_pool_factor(height: int, width: int, stride: int, max_tokens: int, guess: bool = True) -> int:
+    """Return the key/value pooling factor: `stride`, raised until at most `max_tokens` keys remain (0 = no cap).
+
+    With a cap, attention costs O(N * max_tokens) instead of O(N^2), so large images stay affordable while every
+    query still sees a summary of the whole image. `guess=False` skips the integer square root that starts the
+    search close to the answer; compiled sizes may be symbolic, and `math.isqrt` takes only ints.
+    """
+    f = stride
+    if max_tokens and -(-height // f) * -(-width // f) > max_tokens:  # -(-a // b): ceil(a / b), exact on ints
+        if guess:
+            f = max(f, math.isqrt(height * width // max_tokens))  # close guess, then walk up: ceil() can overshoot
+        while -(-height // f) * -(-width // f) > max_tokens:
+            f += 1
+    return f
+
+
+def pool_factor(height, width, stride: int, max_tokens: int, mode: Mode):
+    """The pooling factor for the running mode: an int, or, while tracing with a cap, an in-graph int64 tensor."""
+    if mode is Mode.TRACING and max_tokens:
+        return kv_pool_factor_traced(height, width, stride, max_tokens)
+    return kv_pool_factor(height, width, stride, max_tokens, guess=mode is Mode.EAGER)
 
 
 def _tensor(v) -> torch.Tensor:
@@ -70,3 +92,22 @@ def avg_pool_ceil(x: torch.Tensor, f) -> torch.Tensor:
     total = F.pad(x, pad).reshape(B, C, hk, f, wk, f).sum((3, 5))
     count = F.pad(torch.ones_like(x[:1, :1]), pad).reshape(1, 1, hk, f, wk, f).sum((3, 5))
     return total / count
+
+
+def pool_map(x: torch.Tensor, f: int) -> torch.Tensor:
+    """Average a channels-first (B, C, H, W) map over f x f windows, border windows partial (eager inference)."""
+    return F.avg_pool2d(x, f, f, ceil_mode=True, count_include_pad=False)
+
+
+def pool_tokens(tokens: torch.Tensor, f, mode: Mode = Mode.EAGER) -> torch.Tensor:
+    """Average (B, H, W, C) tokens over f x f windows -> (B, ceil(H/f), ceil(W/f), C); border windows partial."""
+    B, H, W, C = tokens.shape
+    if isinstance(f, torch.Tensor):  # a traced factor: pooling spelled out in graph ops
+        return avg_pool_ceil(tokens.permute(0, 3, 1, 2), f).permute(0, 2, 3, 1)
+    if mode is not Mode.TRACING and H % f == 0 and W % f == 0:  # traced, the size test would be frozen
+        # A mean over a view of the windows: its backward is one broadcast, where avg_pool2d's channels-last
+        # backward is slow.
+        return tokens.view(B, H // f, f, W // f, f, C).mean((2, 4))
+    # count_include_pad=False: border windows average real pixels only, and ONNX AveragePool agrees.
+    grid = tokens.permute(0, 3, 1, 2)  # (B, C, H, W) with channels-last strides, which avg_pool2d keeps
+    return F.avg_pool2d(grid, f, f, ceil_mode=True, count_include_pad=False).permute(0, 2, 3, 1)

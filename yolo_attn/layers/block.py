@@ -5,10 +5,10 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from ._checks import check_choice, check_float, check_int
+from .checks import check_channels, check_choice, check_float, check_int
 from .attention2d import Attention2d
 
-# type -> (reduction, kv stride): what each seed attention type means, as presets of one implementation.
+# type -> (reduction, kv stride): what each attention type means, as presets of one implementation.
 ATTENTION_TYPES = {
     "standard": (1, 1),  # every pixel attends to every pixel, full width
     "spatial": (2, 1),  # every pixel, q/k/v at half width
@@ -88,8 +88,7 @@ class SelfAttentionBlock(nn.Module):
         nn.init.zeros_(self.attn.proj.weight)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.shape[1] != self.c1:  # checked here: BatchNorm would fail first with a message naming no layer
-            raise ValueError(f"SelfAttentionBlock: input has {x.shape[1]} channels, layer was built for c1={self.c1}.")
+        check_channels("SelfAttentionBlock", x.shape[1], self.c1)  # here: BatchNorm would fail first, naming no layer
         if self.norm is None:  # fused: the norm is folded into the attention's input pass
             return self.attn(x, shortcut=x)
         if self.training and x.shape[0] * x.shape[2] * x.shape[3] == 1:  # BatchNorm's own error names no layer
