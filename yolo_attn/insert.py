@@ -60,8 +60,9 @@ class Insertion:
 
     def describe(self) -> str:
         name, args = self.block
-        return (f"{name}[{', '.join(_flow(a) for a in args)}] after rows {_ints(self.after)} of {self.source} "
-                f"({self.where}), now rows {_ints(self.new_rows)}")
+        rows = "rows" if len(self.after) > 1 else "row"
+        return (f"{name}[{', '.join(_flow(a) for a in args)}] after {rows} {_ints(self.after)} of {self.source} "
+                f"({self.where}), now {rows} {_ints(self.new_rows)}")
 
 
 def _ints(xs: Sequence[int]) -> str:
