@@ -356,3 +356,74 @@ def test_stock_cli_pretrained(source6, tmp_path):
             "16 SelfAttentionBlock, 20 SelfAttentionBlock, 24 SelfAttentionBlock (only the inserted yolo_attn rows)"
             ) in out
     assert (tmp_path / "run" / "weights" / "last.pt").exists()
+
+
+# ---------------------------------------------------------------- every shipped family x task
+
+from ultralytics.nn import tasks  # noqa: E402
+
+TASK_MODELS = {"": tasks.DetectionModel, "-seg": tasks.SegmentationModel, "-pose": tasks.PoseModel,
+               "-obb": tasks.OBBModel, "-cls": tasks.ClassificationModel}
+
+
+def perturbed_stock(cfg: str, model_cls: type, nc: int, seed: int = 4) -> nn.Module:
+    """A stock model of any task with every float tensor (BN statistics included) moved off its initialisation."""
+    model = model_cls(cfg, nc=nc, verbose=False)
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for k, t in model.state_dict().items():
+            if t.is_floating_point():
+                noise = torch.rand(t.shape, generator=g) if "running_var" in k else torch.randn(t.shape, generator=g)
+                t.copy_(t + 0.5 + noise if "running_var" in k else t + 0.1 * noise)
+    model.names = {i: f"class{i}" for i in range(nc)}
+    return model
+
+
+def flat(y) -> list[torch.Tensor]:
+    """Every tensor in a model's (nested) output, in order."""
+    if isinstance(y, torch.Tensor):
+        return [y]
+    items = y.values() if isinstance(y, dict) else y if isinstance(y, (list, tuple)) else []
+    return [t for v in items for t in flat(v)]
+
+
+@pytest.mark.parametrize("task", list(TASK_MODELS))
+@pytest.mark.parametrize("family", ["yolov8", "yolo11"])
+def test_warm_start_every_family_and_task(family, task, tmp_path, log):
+    """The shipped `<family>n<task>-attn.yaml` from the stock `<family>n<task>` checkpoint: all tensors, same outputs."""
+    model_cls = TASK_MODELS[task]
+    source = save(perturbed_stock(f"{family}n{task}.yaml", model_cls, nc=5), tmp_path / "stock.pt")
+    plain = YOLO(str(source)).model
+    attn = model_cls(f"{family}n{task}-attn.yaml", nc=5, verbose=False)
+    attn.load(torch.load(source, weights_only=False))
+    n = len(plain.state_dict())
+    line = next(m for m in log if m.startswith("yolo-attn:"))
+    fresh = [i for i, m in enumerate(attn.model) if isinstance(m, SelfAttentionBlock)]
+    assert len(fresh) == (1 if task == "-cls" else 3)
+    assert f"transferred {n}/{n} source tensors" in line
+    assert line.endswith("left at initialisation: " + ", ".join(f"{i} SelfAttentionBlock" for i in fresh)
+                         + " (only the inserted yolo_attn rows)")
+    x = image()
+    plain.eval(), attn.eval()
+    with torch.no_grad():
+        a, b = flat(plain(x)), flat(attn(x))
+    assert len(a) == len(b) >= 1
+    for s, t in zip(a, b):
+        torch.testing.assert_close(s, t, atol=1e-5, rtol=0)
+    assert a[0].std() > 1e-3  # a non-trivial output
+
+
+@pytest.mark.parametrize("task", ["-cls", "-seg"])
+def test_warm_start_other_class_count_refits_only_the_class_outputs(task, tmp_path, log):
+    model_cls = TASK_MODELS[task]
+    source = save(perturbed_stock(f"yolo11n{task}.yaml", model_cls, nc=5), tmp_path / "stock.pt")
+    attn = model_cls(f"yolo11n{task}-attn.yaml", nc=3, verbose=False)
+    attn.load(torch.load(source, weights_only=False))
+    line = next(m for m in log if m.startswith("yolo-attn:"))
+    head = len(attn.model) - 1
+    if task == "-cls":  # Classify: only the final linear layer (weight, bias) is re-fit
+        n = len(YOLO(str(source)).model.state_dict())
+        assert f"transferred {n - 2}/{n} source tensors" in line and f"{head} Classify (2/" in line
+        assert "nc 5 -> 3" in line and attn.model[-1].linear.out_features == 3
+    else:
+        assert f"{head} Segment (" in line and "nc 5 -> 3" in line

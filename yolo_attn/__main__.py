@@ -305,11 +305,13 @@ def _configs(costs: bool, problems: list[str]) -> list[str]:
     build = None
     if costs:
         try:
-            from ultralytics.nn.tasks import DetectionModel
+            from ultralytics.nn import tasks
             from ultralytics.utils.torch_utils import get_flops, get_num_params
 
             def build(cfg: str) -> tuple[str, str]:
-                model = DetectionModel(cfg, verbose=False)
+                task = tasks.guess_model_task(tasks.yaml_model_load(cfg))
+                model = {"segment": tasks.SegmentationModel, "pose": tasks.PoseModel, "obb": tasks.OBBModel,
+                         "classify": tasks.ClassificationModel}.get(task, tasks.DetectionModel)(cfg, verbose=False)
                 return f"{get_num_params(model):,}", f"{get_flops(model, 640):.1f}"
         except Exception as e:
             problems.append(f"cannot build configs: {type(e).__name__}: {e}")
@@ -359,8 +361,14 @@ def _configs(costs: bool, problems: list[str]) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     """Print the report; see the module docstring."""
     prog = "yolo-attn" if Path(sys.argv[0]).stem == "yolo-attn" else "python -m yolo_attn"
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["add"]:  # the insertion tool: yolo_attn.insert
+        from . import insert
+
+        return insert.main(argv[1:], prog=f"{prog} add")
     p = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0])
-    p.add_argument("command", nargs="?", default="info", choices=["info"], help="what to print (default: info)")
+    p.add_argument("command", nargs="?", default="info", choices=["info", "add"],
+                   help="info: print the report (default); add: insert attention into a model YAML (add --help)")
     p.add_argument("--no-costs", action="store_true", help="skip building each shipped config for params/GFLOPs")
     args = p.parse_args(argv)
 

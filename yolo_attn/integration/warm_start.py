@@ -10,6 +10,13 @@ import torch.nn as nn
 from yolo_attn_autoload import mark_patch
 
 
+def _classes(head: nn.Module, tasks) -> int | None:
+    """The class count of an output row: Detect and its subclasses (Segment, Pose, OBB, ...) or Classify."""
+    if isinstance(head, tasks.Classify):
+        return head.linear.out_features
+    return getattr(head, "nc", None) if isinstance(head, tasks.Detect) else None
+
+
 def _install_warm_start(tasks) -> None:
     """Make `BaseModel.load` transfer a plain checkpoint into a model with yolo_attn rows by layer order.
 
@@ -38,8 +45,8 @@ def _install_warm_start(tasks) -> None:
             if not isinstance(src_rows, nn.Sequential) or not len(src_rows):
                 raise transfer.Mismatch(f"the source ({type(src).__name__}) has no Ultralytics layer list")
             free = {}  # differences the real load adapts itself
-            if isinstance(rows[-1], tasks.Detect) and rows[-1].nc != getattr(src_rows[-1], "nc", None):
-                free[len(rows) - 1] = ("cv3.", "one2one_cv3.")  # class branches: re-fit to the new class count
+            if _classes(rows[-1], tasks) != _classes(src_rows[-1], tasks):  # class outputs: re-fit to the new count
+                free[len(rows) - 1] = ("linear.",) if isinstance(rows[-1], tasks.Classify) else ("cv3.", "one2one_cv3.")
             w, sw = (getattr(getattr(m, "conv", None), "weight", None) for m in (rows[0], src_rows[0]))
             if w is not None and sw is not None and w.shape[1] != sw.shape[1]:
                 free[0] = ("conv.weight",)  # first conv: other input channels, filled from the source filters
@@ -59,7 +66,7 @@ def _install_warm_start(tasks) -> None:
         result = original(self, proxy, verbose)
         notes = {i: "input channels re-fit by Ultralytics" for i in free if i == 0}
         if len(rows) - 1 in free:
-            notes[len(rows) - 1] = f"nc {getattr(src_rows[-1], 'nc', '?')} -> {rows[-1].nc}"
+            notes[len(rows) - 1] = f"nc {_classes(src_rows[-1], tasks) or '?'} -> {_classes(rows[-1], tasks)}"
         complete, message = transfer.report(plan, src_rows, rows, src.state_dict(), self.state_dict(), notes)
         names = getattr(src, "names", None)
         if complete and isinstance(names, dict) and not hasattr(self, "set_classes"):
