@@ -8,6 +8,10 @@ with ``class cx cy w h`` normalised to [0, 1], and ``root/data.yaml`` for ``yolo
 * :func:`build_context` (:mod:`.context`), a *context* benchmark: identical grey squares whose class is the colour
   of a cue disc in a far image corner. A detector with only local receptive fields finds the boxes but cannot
   name them.
+* the accuracy suite (:mod:`.suite`, :data:`TASKS`): neutral tasks (``shapes``, ``crowd``, ``small``) and context
+  tasks of different kinds (a salient distant cue, a weak image-wide tint, counting, nearest-neighbour relations,
+  pairs far apart), each with its size, meaningful protocols and what "found the cue" means;
+  ``python -m yolo_attn.datasets list`` prints them, ``build NAME DIR`` builds one.
 
 Images are rendered with numpy + OpenCV from a per-image seed derived from ``(seed, dataset, split, index)``, so
 output is byte-identical for a given seed and OpenCV build regardless of thread count; the atomic build machinery
@@ -30,20 +34,27 @@ from .context import (
     context_cue_center,
 )
 from .shapes import SHAPES_NAMES, build_shapes
+from .suite import CUE_OVERRIDES, PROTOCOLS, TASKS, Task, build_task, get_task
 
 __all__ = [
     "CONTEXT_CUE_BGR",
     "CONTEXT_CUE_RADIUS",
     "CONTEXT_NAMES",
     "CONTEXT_TRAIN_OVERRIDES",
+    "CUE_OVERRIDES",
     "DATA_YAML",
     "MARKER",
+    "PROTOCOLS",
     "SHAPES_NAMES",
+    "TASKS",
+    "Task",
     "build_context",
     "build_dataset",
     "build_shapes",
+    "build_task",
     "context_cue_center",
     "data_yaml",
+    "get_task",
     "main",
     "read_marker",
 ]

@@ -64,6 +64,22 @@ def render_shapes(rng: np.random.Generator, side: int, _index: int) -> tuple[np.
     return draw.finish(img, rng), boxes
 
 
+def render_crowd(rng: np.random.Generator, side: int, _index: int) -> tuple[np.ndarray, list[Box]]:
+    """Crowding and occlusion: 12-30 shapes at 5-18 % of the side, each up to ~55 % hidden by later ones."""
+    img = draw.background(rng, side, 1.0, ((20, 110), (90, 170), (150, 240)))
+    draw.distractors(img, rng, int(rng.integers(0, 4)), int(rng.integers(0, 2)), int(rng.integers(0, 3)), 1.0)
+    boxes = place_shapes(img, rng, int(rng.integers(12, 31)), (0.05, 0.18), max_hidden=0.55)
+    return draw.finish(img, rng), boxes
+
+
+def render_small(rng: np.random.Generator, side: int, _index: int) -> tuple[np.ndarray, list[Box]]:
+    """Small objects in a large image: 4-24 shapes at 1.5-5 % of the side (10-32 px at 640 px) in clutter."""
+    img = draw.background(rng, side, 1.0, ((20, 110), (90, 170), (150, 240)))
+    draw.distractors(img, rng, int(rng.integers(2, 8)), int(rng.integers(0, 4)), int(rng.integers(0, 6)), 1.0, 2)
+    boxes = place_shapes(img, rng, int(rng.integers(4, 25)), (0.015, 0.05), max_hidden=0.2)
+    return draw.finish(img, rng), boxes
+
+
 def build_shapes(
     root: str | os.PathLike,
     n_train: int = 600,
