@@ -50,9 +50,11 @@ def agnostic_twin(root: Path, names: tuple[str, ...]) -> Path:
     for img in sorted((root / "images" / "val").glob("*.jpg")):
         (tmp / "images" / "val" / img.name).symlink_to(img)
         lines = (root / "labels" / "val" / f"{img.stem}.txt").read_text().splitlines()
-        (tmp / "labels" / "val" / f"{img.stem}.txt").write_text("".join("0" + ln[ln.index(" "):] + "\n" for ln in lines))
+        agnostic = "".join("0" + ln[ln.index(" ") :] + "\n" for ln in lines)
+        (tmp / "labels" / "val" / f"{img.stem}.txt").write_text(agnostic)
     body = "".join(f"  {i}: {n}\n" for i, n in enumerate(names))
-    (tmp / "data.yaml").write_text(f"# class-agnostic twin of {root}\ntrain: images/val\nval: images/val\nnames:\n{body}")
+    head = f"# class-agnostic twin of {root}\ntrain: images/val\nval: images/val\nnames:\n"
+    (tmp / "data.yaml").write_text(head + body)
     (tmp / "source.json").write_text(stamp)
     shutil.rmtree(twin, ignore_errors=True)
     os.replace(tmp, twin)
@@ -72,15 +74,18 @@ def prepare_suite(a: argparse.Namespace) -> list[tuple[str, str, dict, dict]]:
     out = []
     for task in tasks:
         kw = dict(n_train=a.n_train, n_val=a.n_val, imgsz=a.data_imgsz or a.suite_imgsz, seed=a.data_seed)
-        tag = f"tr{kw['n_train'] or task.n_train}-va{kw['n_val'] or task.n_val}-px{kw['imgsz'] or task.imgsz}-s{a.data_seed}"
+        size = (kw["n_train"] or task.n_train, kw["n_val"] or task.n_val, kw["imgsz"] or task.imgsz)
+        tag = "tr{}-va{}-px{}".format(*size) + f"-s{a.data_seed}"
         t = time.perf_counter()
-        root = task.build(Path(a.datasets_dir).expanduser().resolve() / f"suite-{task.name}-{tag}", workers=os.cpu_count(), **kw)
+        root = Path(a.datasets_dir).expanduser().resolve() / f"suite-{task.name}-{tag}"
+        root = task.build(root, workers=os.cpu_count(), **kw)
         print(f"suite {task.name} ({task.kind}): {root} ({time.perf_counter() - t:.1f}s)", flush=True)
         dargs = {"imgsz": a.suite_imgsz or task.imgsz, "task": task.name, "kind": task.kind, "no_cue_k": task.no_cue_k}
         if task.kind == "context":
             dargs["agnostic_data"] = str(agnostic_twin(root, task.names))
         for proto in suite_protocols(task, a.protocol):
-            out.append((f"{task.name}:{proto}", str(root / "data.yaml"), dict(suite.PROTOCOLS[proto]), dict(dargs, protocol=proto)))
+            overrides = dict(suite.PROTOCOLS[proto])
+            out.append((f"{task.name}:{proto}", str(root / "data.yaml"), overrides, dict(dargs, protocol=proto)))
     return out
 
 
@@ -113,7 +118,8 @@ def suite_summary(runs: list[dict], data: list[tuple], labels: list[str], baseli
         task = suite.get_task(dargs["task"])
         rows = {}
         for m in labels:
-            ok = sorted((r for r in runs if r["dataset"] == dname and r["model"] == m and r["status"] == "ok"), key=lambda r: r["seed"])
+            ok = [r for r in runs if r["dataset"] == dname and r["model"] == m and r["status"] == "ok"]
+            ok.sort(key=lambda r: r["seed"])
             per_seed = {r["seed"]: r["map50_95"] for r in ok}
             found = None
             if task.kind == "context":
@@ -160,19 +166,22 @@ def suite_markdown(suite: dict, a: argparse.Namespace) -> str:
     for group, rows in suite["summary"].items():
         what = "each task's main protocol" if group == "main" else f"protocol {group}"
         out += [f"### Suite summary ({what}): mean mAP50-95 over tasks",
-                "| model | neutral | delta | context | delta | context tasks with cue in >= 2/3 seeds | seeds with cue |",
+                "| model | neutral | delta | context | delta | context tasks, cue in >= 2/3 seeds | seeds with cue |",
                 "|---|--:|--:|--:|--:|--:|--:|"]
         for m, r in rows.items():
             out.append(f"| {m} | {f(r['neutral'])} | {f(r['neutral_delta'], True)} | {f(r['context'])} | "
-                       f"{f(r['context_delta'], True)} | {r['cue_tasks_2of3']}/{r['context_tasks']} | {r['cue_seeds']} |")
+                       f"{f(r['context_delta'], True)} | {r['cue_tasks_2of3']}/{r['context_tasks']} | "
+                       f"{r['cue_seeds']} |")
         out.append("")
     for dname, t in suite["tasks"].items():
         cue = t["kind"] == "context"
-        out += [f"### {dname} ({t['kind']}, {t['imgsz']} px" + (f", no-cue level ~ ceiling/{t['no_cue_k']})" if cue else ")"),
+        level = f", no-cue level ~ ceiling/{t['no_cue_k']}" if cue else ""
+        out += [f"### {dname} ({t['kind']}, {t['imgsz']} px{level})",
                 "| model | mAP50-95 | per seed |" + (" ceiling (agnostic) | found cue |" if cue else ""),
                 "|---|--:|---|" + ("--:|--:|" if cue else "")]
         for m, r in t["models"].items():
-            seeds = " / ".join(f"{v:.3f}" + ("*" if cue and r["found"].get(s) else "") for s, v in r["per_seed"].items())
+            mark = lambda s: "*" if cue and r["found"].get(s) else ""  # noqa: E731
+            seeds = " / ".join(f"{v:.3f}{mark(s)}" for s, v in r["per_seed"].items())
             row = f"| {m} | {_pm(r['map50_95'])} | {seeds or '-'} |"
             if cue:
                 row += f" {_pm(r['ceiling'])} | {sum(r['found'].values())}/{len(r['found'])} |"

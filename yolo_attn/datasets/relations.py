@@ -20,7 +20,7 @@ MIRROR_NAMES: tuple[str, ...] = ("mirror_red", "mirror_green", "mirror_blue", "m
 KEY_SHAPES: tuple[int, ...] = (2, 3, 4, 5)  # draw.SHAPES_NAMES indices: triangle, star, cross, ring
 
 DISC_RADIUS = 0.045  # cue disc radius, fraction of the side
-NEAR_GAP = 0.12  # nearest cue object's edge at least this far from the target's box (fraction of the side)
+NEAR_GAP = 0.16  # nearest cue object's edge at least this far from the target's box (fraction of the side)
 NEAR_RATIO = 1.3  # second-nearest cue centre at least this many times farther than the nearest one
 MIRROR_MIN_R = 0.22  # target centre at least this far from the image centre (pairs >= 0.44 side apart)
 
@@ -29,11 +29,18 @@ def _cue_color(rng: np.random.Generator, k: int) -> tuple[int, int, int]:
     return tuple(int(np.clip(v + rng.integers(-15, 16), 0, 255)) for v in CONTEXT_CUE_BGR[k])
 
 
+def _grey_against(img: np.ndarray, box: tuple, rng: np.random.Generator) -> tuple[int, int, int]:
+    """A grey whose luma stands out from the image under ``box``, so a cue shape is always visible."""
+    x1, y1, x2, y2 = draw.pixel_box(box, img.shape[0])
+    return draw.contrasting_color(rng, draw.luma(img[y1:y2, x1:x2].reshape(-1, 3).mean(0)), max_sat=0.0, min_diff=50.0)
+
+
 def _need(boxes: list, what: str, side: int) -> None:
     if not boxes:
-        raise RuntimeError(f"{what}: could not place any target at imgsz={side}; use a larger imgsz")
+        raise scenes.NoLayout(f"{what}: could not place any target at imgsz={side}; use a larger imgsz")
 
 
+@scenes.retried
 def render_count(rng: np.random.Generator, side: int, index: int) -> tuple[np.ndarray, list[Box]]:
     """Class = how many grey squares the image holds (2..5), with 0-3 unlabelled grey decoy shapes beside them."""
     cls = index % len(COUNT_NAMES)  # cycled: balanced classes
@@ -47,11 +54,11 @@ def render_count(rng: np.random.Generator, side: int, index: int) -> tuple[np.nd
         box = (c[0] + lo[0], c[1] + lo[1], c[0] + hi[0], c[1] + hi[1])
         if any(scenes.gap(box, t) < 0.02 * side for t in taken):
             continue
-        draw.draw_shape(img, shape, poly, c, size, draw.hsv_to_bgr(0, 0, rng.uniform(0.1, 0.95)), rng, 0.0)
+        draw.draw_shape(img, shape, poly, c, size, _grey_against(img, box, rng), rng, 0.0)
         taken.append(box)
     squares = scenes.place_squares(img, rng, cls + 2, (0.06, 0.12), taken)
     if len(squares) != cls + 2:
-        raise RuntimeError(f"count: placed {len(squares)} of {cls + 2} squares at imgsz={side}; use a larger imgsz")
+        raise scenes.NoLayout(f"count: placed {len(squares)} of {cls + 2} squares at imgsz={side}; use a larger imgsz")
     return draw.finish(img, rng), [(cls, *b) for b, _ in squares]
 
 
@@ -82,6 +89,7 @@ def _render_nearest(
     return draw.finish(img, rng), boxes
 
 
+@scenes.retried
 def render_nearest_colour(rng: np.random.Generator, side: int, _index: int) -> tuple[np.ndarray, list[Box]]:
     """Class = colour of the target's nearest cue disc; all four colours are in every image."""
     r = DISC_RADIUS * side
@@ -93,6 +101,7 @@ def render_nearest_colour(rng: np.random.Generator, side: int, _index: int) -> t
     return _render_nearest(rng, side, key, DISC_RADIUS)
 
 
+@scenes.retried
 def render_neighbour_shape(rng: np.random.Generator, side: int, _index: int) -> tuple[np.ndarray, list[Box]]:
     """Class = shape of the target's nearest grey key shape (triangle, star, cross, ring); all four in every image."""
     size_frac = 0.12
@@ -100,12 +109,14 @@ def render_neighbour_shape(rng: np.random.Generator, side: int, _index: int) -> 
     def key(img: np.ndarray, rng: np.random.Generator, c: np.ndarray, k: int) -> tuple:
         shape, size = KEY_SHAPES[k], size_frac * side
         poly, lo, hi = draw.shape_outline(shape, size, rng)
-        draw.draw_shape(img, shape, poly, c, size, draw.hsv_to_bgr(0, 0, rng.uniform(0.1, 0.95)), rng, 0.0)
-        return float(c[0] + lo[0]), float(c[1] + lo[1]), float(c[0] + hi[0]), float(c[1] + hi[1])
+        box = float(c[0] + lo[0]), float(c[1] + lo[1]), float(c[0] + hi[0]), float(c[1] + hi[1])
+        draw.draw_shape(img, shape, poly, c, size, _grey_against(img, box, rng), rng, 0.0)
+        return box
 
     return _render_nearest(rng, side, key, size_frac / 2)
 
 
+@scenes.retried
 def render_mirror(rng: np.random.Generator, side: int, _index: int) -> tuple[np.ndarray, list[Box]]:
     """Class = colour of the disc at the target's point reflection through the image centre.
 

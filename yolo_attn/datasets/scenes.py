@@ -6,6 +6,7 @@ a detector localises them from their own pixels but can name them only from some
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Sequence
 
@@ -15,6 +16,26 @@ import numpy as np
 from . import draw
 
 Accept = Callable[[tuple[float, float, float, float], np.ndarray], bool]
+Render = Callable[[np.random.Generator, int, int], tuple]
+
+
+class NoLayout(RuntimeError):
+    """A random layout left no room for the targets a task needs; :func:`retried` draws a new one."""
+
+
+def retried(render: Render, attempts: int = 10) -> Render:
+    """Wrap a renderer so a :class:`NoLayout` draws a fresh layout from the same generator (still deterministic)."""
+
+    @functools.wraps(render)
+    def wrapper(rng: np.random.Generator, side: int, index: int) -> tuple:
+        for _ in range(attempts - 1):
+            try:
+                return render(rng, side, index)
+            except NoLayout:
+                continue
+        return render(rng, side, index)  # the last attempt's NoLayout (a RuntimeError) reaches the caller
+
+    return wrapper
 
 
 def context_background(rng: np.random.Generator, side: int) -> np.ndarray:
@@ -95,10 +116,13 @@ def disc_box(c: np.ndarray, r: float) -> tuple[float, float, float, float]:
 
 def draw_disc(img: np.ndarray, c: np.ndarray, r: float, color: Sequence[int]) -> None:
     """Filled anti-aliased disc."""
-    cv2.circle(img, tuple(draw.pts(c)[0, 0]), int(r * draw.SCALE), tuple(int(v) for v in color), -1, cv2.LINE_AA, draw.SHIFT)
+    color = tuple(int(v) for v in color)
+    cv2.circle(img, tuple(draw.pts(c)[0, 0]), int(r * draw.SCALE), color, -1, cv2.LINE_AA, draw.SHIFT)
 
 
-def spread_points(rng: np.random.Generator, side: int, n: int, margin: float, min_dist: float, tries: int = 500) -> np.ndarray:
+def spread_points(
+    rng: np.random.Generator, side: int, n: int, margin: float, min_dist: float, tries: int = 500
+) -> np.ndarray:
     """``n`` random points at least ``margin`` from the edges and ``min_dist`` apart (pixels); raises if impossible."""
     out: list[np.ndarray] = []
     for _ in range(tries):
@@ -107,4 +131,4 @@ def spread_points(rng: np.random.Generator, side: int, n: int, margin: float, mi
             out.append(p)
             if len(out) == n:
                 return np.array(out)
-    raise RuntimeError(f"could not place {n} points {min_dist:.0f} px apart in a {side} px image")
+    raise NoLayout(f"could not place {n} points {min_dist:.0f} px apart in a {side} px image")

@@ -95,7 +95,10 @@ def _context_render(min_gap: float) -> Render:
     return lambda rng, side, index: render_context(rng, side, index, gap)
 
 
-_FOUND = "mAP50-95 >= (agnostic + agnostic / {k}) / 2, half way from a cue-blind detector (agnostic / {k}) to the ceiling"
+_FOUND = (
+    "mAP50-95 >= (agnostic + agnostic / {k}) / 2, half way from a cue-blind detector (agnostic / {k}) to the ceiling"
+    " (agnostic = the run's class-agnostic mAP50-95)"
+)
 
 TASKS: dict[str, Task] = {
     t.name: t
@@ -119,7 +122,7 @@ TASKS: dict[str, Task] = {
         Task("neighbour_shape", "context", "relation: a square is named by the shape of its nearest key shape",
              relations.NEIGHBOUR_SHAPE_NAMES, relations.render_neighbour_shape, protocols=("cue", "default"),
              no_cue_k=4, found=_FOUND.format(k=4)),
-        Task("mirror", "context", "pairs far apart: a square is named by the disc at its mirror point through the centre",
+        Task("mirror", "context", "pairs far apart: a square is named by the disc at its mirror point (centre)",
              relations.MIRROR_NAMES, relations.render_mirror, protocols=("cue",), no_cue_k=4, found=_FOUND.format(k=4)),
     )
 }

@@ -14,10 +14,11 @@ TINT_NAMES: tuple[str, ...] = ("tint_warm", "tint_cool", "tint_green", "tint_mag
 U1 = np.array([1.0, 0.0, -1.0]) / np.sqrt(2.0)  # B - R: cool (+) / warm (-)
 U2 = np.array([-0.5, 1.0, -0.5]) / np.sqrt(1.5)  # G - (B + R) / 2: green (+) / magenta (-)
 TINT_DIRS = np.stack([-U1, U1, U2, -U2])
-TINT_AMPLITUDE = 8.0  # grey levels along the class direction
-FIELD_STD = (8.0, 16.0)  # std range of the zero-mean local colour field that masks the cast locally
+TINT_AMPLITUDE = 6.0  # grey levels along the class direction
+FIELD_STD = (14.0, 24.0)  # std range of the zero-mean local colour field that masks the cast locally
 
 
+@scenes.retried
 def render_tint(rng: np.random.Generator, side: int, index: int) -> tuple[np.ndarray, list[Box]]:
     """Grey squares on a grey scene; a zero-mean smooth colour field plus the class's faint cast over everything.
 
@@ -29,7 +30,7 @@ def render_tint(rng: np.random.Generator, side: int, index: int) -> tuple[np.nda
     draw.distractors(img, rng, int(rng.integers(0, 4)), int(rng.integers(0, 3)), int(rng.integers(0, 4)), 0.0)
     squares = scenes.place_squares(img, rng, int(rng.integers(1, 7)), (0.06, 0.16), [])
     if not squares:
-        raise RuntimeError(f"tint: could not place any target at imgsz={side}")
+        raise scenes.NoLayout(f"tint: could not place any target at imgsz={side}")
     g = int(rng.integers(2, 6))
     grid = rng.uniform(-1.0, 1.0, (g, g, 2)).astype(np.float32)
     field = cv2.resize(grid, (side, side), interpolation=cv2.INTER_CUBIC)
