@@ -353,10 +353,9 @@ def summarise(runs: list[dict], datasets: list[str], labels: list[str]) -> dict:
 def markdown(summary: dict, a: argparse.Namespace, n_seeds: int, concurrency: str) -> str:
     out = []
     for d, rows in summary.items():
-        out.append(
-            f"### {d}: {a.epochs} ep, {a.imgsz}px, batch {a.batch}, SGD lr0={a.lr0}, seeds {a.seeds}, {concurrency}"
-        )
-        out.append(f"| model | params M | GFLOPs@{a.imgsz} | mAP50-95 | mAP50 | train s | img/s | compute img/s | ok |")
+        px = getattr(a, "sizes", {}).get(d, a.imgsz)  # suite tasks train at their own size
+        out.append(f"### {d}: {a.epochs} ep, {px}px, batch {a.batch}, SGD lr0={a.lr0}, seeds {a.seeds}, {concurrency}")
+        out.append(f"| model | params M | GFLOPs@{px} | mAP50-95 | mAP50 | train s | img/s | compute img/s | ok |")
         out.append("|---|--:|--:|--:|--:|--:|--:|--:|--:|")
         for m, s in rows.items():
             if not s["runs"]:
@@ -469,6 +468,7 @@ def main(argv: list[str] | None = None) -> int:
         data = prepare_suite(a)
     else:
         data = [(*prepare_data(d.strip(), a), {}) for d in a.data.split(",") if d.strip()]
+    a.sizes = {dname: dargs.get("imgsz", a.imgsz) for dname, _, _, dargs in data}
     for _, yml, _, dargs in data:
         scans = [(yml, False)] + ([(dargs["agnostic_data"], True)] if dargs.get("agnostic_data") else [])
         for y, single in scans:
