@@ -17,7 +17,18 @@ throughput), runs/<dataset>/<model>-s<seed>/ (Ultralytics dir; weights deleted u
 logs/<dataset>/<model>-s<seed>.log. results.json/results.md are rewritten after every finished run, so a
 killed session still leaves the runs finished so far.
 
+`--suite TASK,...|all` runs the accuracy suite of `yolo_attn.datasets` (`python -m yolo_attn.datasets list`) instead
+of `--data`: every task is built once at its own size and trained at its own imgsz (unless --data-imgsz / --imgsz
+are given), under `--protocol main|default|cue|both` (main: each task's first protocol; a protocol a task does not
+call meaningful falls back to its main one). After training, a context-task run is validated once more
+class-agnostically (single_cls on a twin of its val set): that mAP50-95 is the run's ceiling, and the run *found the
+cue* when its mAP50-95 reaches the task's threshold (half way from ceiling / K to the ceiling). results.md/json then
+add per-task tables (mean, std, per seed, seeds that found the cue) and a suite summary (mean over neutral tasks,
+mean over context tasks, delta to `--baseline`).
+
 Examples:
+  python scripts/compare.py --suite all --models yolov8n.yaml configs/yolov8n-attn.yaml --epochs 30 --batch 32 \\
+      --seeds 0,1,2 --parallel 14 --workers 2 --budget 530
   python scripts/compare.py --data shapes,context --n-train 1000 --n-val 200 --epochs 30 --imgsz 320 \\
       --batch 32 --seeds 0,1 --parallel 12 --devices 0,1 --workers 2 --budget 510
   python scripts/compare.py --models yolov8n.yaml configs/yolov8n-attn.yaml --data shapes --epochs 1 \\
@@ -44,6 +55,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "scripts"))
 import variants  # noqa: E402  (model specs with SelfAttentionBlock arguments overridden)
+from compare_suite import prepare_suite, resolve_baseline, suite_markdown, suite_summary  # noqa: E402
 DEFAULT_MODELS = [
     "yolov8n.yaml",
     "configs/yolov8n-attn.yaml",
@@ -125,6 +137,14 @@ def worker(spec_path: str) -> int:
             compute_img_s=n_img / timing["compute_s"] if timing["compute_s"] > 0 else None,
             final_eval={k: float(v) for k, v in (trainer.metrics or {}).items() if isinstance(v, (int, float))},
         )
+        if spec.get("agnostic_data"):  # the localisation ceiling: same model, every box one class
+            ta = spec["train_args"]
+            m = model.val(
+                data=spec["agnostic_data"], single_cls=True, imgsz=ta["imgsz"], batch=ta["batch"],
+                device=ta.get("device"), workers=ta.get("workers", 0), plots=False, verbose=False,
+                project=ta["project"], name=ta["name"] + "-agnostic", exist_ok=True,
+            )
+            info["map50_95_agnostic"] = float(m.box.map)
         # Cost of the architecture, on a fresh CPU copy (training model untouched). get_flops is looked up at call
         # time: yolo_attn replaces it with a version that is exact for attention layers.
         try:
@@ -287,7 +307,7 @@ def prepare_data(name: str, a: argparse.Namespace) -> tuple[str, str, dict]:
     return name, str(yaml_path), overrides
 
 
-def prescan_labels(data_yaml: str, imgsz: int, cache: str) -> None:
+def prescan_labels(data_yaml: str, imgsz: int, cache: str, single_cls: bool = False) -> None:
     """Create Ultralytics' labels/*.cache (and, for cache=disk, images/*.npy) once, so parallel runs only read them."""
     from ultralytics.data.dataset import YOLODataset
     from ultralytics.data.utils import check_det_dataset
@@ -297,7 +317,10 @@ def prescan_labels(data_yaml: str, imgsz: int, cache: str) -> None:
         paths = data.get(split)
         for p in paths if isinstance(paths, list) else [paths]:
             if p:
-                YOLODataset(img_path=p, imgsz=imgsz, augment=False, data=data, task="detect", cache=cache == "disk" and "disk")
+                YOLODataset(
+                    img_path=p, imgsz=imgsz, augment=False, data=data, task="detect",
+                    cache=cache == "disk" and "disk", single_cls=single_cls,
+                )
 
 
 # ---------------------------------------------------------------------------------------------------- report
@@ -330,10 +353,9 @@ def summarise(runs: list[dict], datasets: list[str], labels: list[str]) -> dict:
 def markdown(summary: dict, a: argparse.Namespace, n_seeds: int, concurrency: str) -> str:
     out = []
     for d, rows in summary.items():
-        out.append(
-            f"### {d}: {a.epochs} ep, {a.imgsz}px, batch {a.batch}, SGD lr0={a.lr0}, seeds {a.seeds}, {concurrency}"
-        )
-        out.append(f"| model | params M | GFLOPs@{a.imgsz} | mAP50-95 | mAP50 | train s | img/s | compute img/s | ok |")
+        px = getattr(a, "sizes", {}).get(d, a.imgsz)  # suite tasks train at their own size
+        out.append(f"### {d}: {a.epochs} ep, {px}px, batch {a.batch}, SGD lr0={a.lr0}, seeds {a.seeds}, {concurrency}")
+        out.append(f"| model | params M | GFLOPs@{px} | mAP50-95 | mAP50 | train s | img/s | compute img/s | ok |")
         out.append("|---|--:|--:|--:|--:|--:|--:|--:|--:|")
         for m, s in rows.items():
             if not s["runs"]:
@@ -393,6 +415,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--models", nargs="+", default=DEFAULT_MODELS,
                    help="model YAMLs (names or paths), or variants: configs/yolov8n-attn.yaml:head_dim=64,kv_tokens=400")
     p.add_argument("--data", default="shapes", help="comma list of shapes | context | path/to/data.yaml")
+    p.add_argument("--suite", default=None, metavar="TASK,...|all", help="run accuracy-suite tasks instead of --data")
+    p.add_argument("--protocol", default="main", choices=("main", "default", "cue", "both"),
+                   help="suite: augmentation protocol(s) per task (main: the task's first meaningful one)")
+    p.add_argument("--baseline", default=None, help="suite: model (label or YAML) the summary's deltas refer to (default: first model)")
     p.add_argument("--datasets-dir", default="datasets", help="where embedded datasets are built (default ./datasets)")
     p.add_argument("--n-train", type=int, default=None, help="embedded dataset: train images (builder default)")
     p.add_argument("--n-val", type=int, default=None, help="embedded dataset: val images (builder default)")
@@ -400,7 +426,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data-seed", type=int, default=0)
     p.add_argument("--min-gap", type=float, default=None, help="context dataset cue gap (builder default)")
     p.add_argument("--epochs", type=int, default=10)
-    p.add_argument("--imgsz", type=int, default=320)
+    p.add_argument("--imgsz", type=int, default=None, help="train image size (default 320; suite: each task's own)")
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--seeds", default="0,1", help="comma list of training seeds")
     p.add_argument("--optimizer", default="SGD")
@@ -419,6 +445,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--keep-weights", action="store_true", help="keep each run's weights/ (default: delete)")
     p.add_argument("--out", default=os.environ.get("OUT") or "compare_out")
     a = p.parse_args(argv)
+    a.suite_imgsz = a.imgsz  # None: each suite task trains at its own size
+    a.imgsz = a.imgsz or 320
 
     t0 = time.time()
     out = Path(a.out).expanduser().resolve()
@@ -428,18 +456,26 @@ def main(argv: list[str] | None = None) -> int:
     if any("@" in m for m in a.models):  # a revision's code lives in this process only; runs are `yolo` processes
         raise SystemExit("compare.py: `config@REV` specs are for benchmark.py; check out that revision instead")
     labels = model_labels(a.models)
+    if a.suite:
+        a.baseline = resolve_baseline(a.baseline, a.models, labels)
     # Variant specs become YAML files in the output folder, which every run (and a reader) can open.
     a.models = [variants.materialize(m, out / "configs") if variants.split_spec(m)[1] else m for m in a.models]
     threads = a.threads or max(1, (os.cpu_count() or 1) // max(1, a.parallel))
     extra = parse_overrides(a.extra)
 
     # Datasets first, once: parallel runs then only read them.
-    data = [prepare_data(d.strip(), a) for d in a.data.split(",") if d.strip()]
-    for _, yml, _ in data:
-        try:
-            prescan_labels(yml, a.imgsz, a.cache)
-        except Exception as e:  # runs will scan themselves; Ultralytics tolerates a concurrent rewrite
-            print(f"warning: label pre-scan of {yml} failed: {type(e).__name__}: {e}", flush=True)
+    if a.suite:
+        data = prepare_suite(a)
+    else:
+        data = [(*prepare_data(d.strip(), a), {}) for d in a.data.split(",") if d.strip()]
+    a.sizes = {dname: dargs.get("imgsz", a.imgsz) for dname, _, _, dargs in data}
+    for _, yml, _, dargs in data:
+        scans = [(yml, False)] + ([(dargs["agnostic_data"], True)] if dargs.get("agnostic_data") else [])
+        for y, single in scans:
+            try:
+                prescan_labels(y, dargs.get("imgsz", a.imgsz), a.cache, single)
+            except Exception as e:  # runs will scan themselves; Ultralytics tolerates a concurrent rewrite
+                print(f"warning: label pre-scan of {y} failed: {type(e).__name__}: {e}", flush=True)
 
     common = dict(
         epochs=a.epochs,
@@ -460,11 +496,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     runs: list[dict] = []
     for seed in seeds:  # seed-major: if the budget runs out, every model still has its first seeds
-        for dname, yml, dover in data:
+        for dname, yml, dover, dargs in data:
             for cfg, label in zip(a.models, labels):
-                rdir = out / "runs" / dname / f"{label}-s{seed}"
+                rdir = out / "runs" / dname.replace(":", "-") / f"{label}-s{seed}"
                 train_args = {
                     **common,
+                    **({"imgsz": dargs["imgsz"]} if "imgsz" in dargs else {}),
                     **({} if a.no_data_overrides else dover),
                     **extra,
                     "data": yml,
@@ -480,8 +517,9 @@ def main(argv: list[str] | None = None) -> int:
                         "seed": seed,
                         "status": "pending",
                         "run_dir": str(rdir),
-                        "log": str(out / "logs" / dname / f"{label}-s{seed}.log"),
+                        "log": str(out / "logs" / dname.replace(":", "-") / f"{label}-s{seed}.log"),
                         "train_args": train_args,
+                        "agnostic_data": dargs.get("agnostic_data"),
                     }
                 )
 
@@ -497,13 +535,16 @@ def main(argv: list[str] | None = None) -> int:
         flush=True,
     )
     print("train args: " + json.dumps({k: v for k, v in runs[0]["train_args"].items() if k not in ("data", "seed", "project", "name")}), flush=True)
-    for dname, _, dover in data:
+    for dname, _, dover, _ in data:
         if dover and not a.no_data_overrides:
             print(f"  {dname} overrides: {dover}", flush=True)
 
     def save_reports(final: bool = False) -> str:
-        summary = summarise(runs, [d for d, _, _ in data], labels)
+        summary = summarise(runs, [d for d, _, _, _ in data], labels)
         md = markdown(summary, a, len(seeds), concurrency)
+        suite = suite_summary(runs, data, labels, a.baseline) if a.suite else None
+        if suite:
+            md = suite_markdown(suite, a) + "\n\n" + md
         fails = [r for r in runs if r["status"] not in ("ok", "pending", "running") and not r["status"].startswith("skipped")]
         skipped = [r for r in runs if r["status"].startswith("skipped")]
         if skipped:
@@ -522,6 +563,7 @@ def main(argv: list[str] | None = None) -> int:
             "elapsed_s": time.time() - t0,
             "complete": final,
             "summary": summary,
+            **({"suite": suite} if suite else {}),
             "runs": [{k: v for k, v in r.items() if k != "proc"} for r in runs],
         }
         (out / "results.json").write_text(json.dumps(res, indent=1, default=str))
@@ -544,6 +586,7 @@ def main(argv: list[str] | None = None) -> int:
             "result": str(rdir / "compare_run.json"),
             "threads": threads if device == "cpu" else None,
             "keep_weights": a.keep_weights,
+            "agnostic_data": r.get("agnostic_data"),
         }
         spec_path = rdir / "compare_spec.json"
         spec_path.write_text(json.dumps(spec, indent=1))
@@ -580,7 +623,7 @@ def main(argv: list[str] | None = None) -> int:
         except (OSError, ValueError):
             pass
         res = read_results_csv(Path(info.get("save_dir") or r["run_dir"]) / "results.csv")
-        for k in ("device_name", "n_train", "epochs_done", "epoch_s", "train_s", "img_s", "compute_s", "compute_img_s", "params", "gflops", "gflops640", "final_eval", "error"):
+        for k in ("device_name", "n_train", "epochs_done", "epoch_s", "train_s", "img_s", "compute_s", "compute_img_s", "params", "gflops", "gflops640", "final_eval", "error", "map50_95_agnostic"):
             if k in info:
                 r[k] = info[k]
         if res:

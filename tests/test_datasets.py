@@ -15,6 +15,8 @@ import numpy as np
 import pytest
 
 from yolo_attn import datasets as ds
+from yolo_attn.datasets import context as ds_context
+from yolo_attn.datasets import shapes as ds_shapes
 
 REPO = Path(__file__).resolve().parents[1]
 SMALL = dict(n_train=24, n_val=6, imgsz=128)  # tiny but still exercises every code path
@@ -47,7 +49,7 @@ def test_deterministic_and_thread_independent(tmp_path: Path, builder) -> None:
     b = builder(tmp_path / "b", n_train=6, n_val=2, imgsz=96, seed=3, workers=3)
     c = builder(tmp_path / "c", n_train=6, n_val=2, imgsz=96, seed=4, workers=1)
     fa, fb = _files(a), _files(b)
-    assert len(fa) == 2 * (6 + 2) + 1  # images + labels + marker
+    assert len(fa) == 2 * (6 + 2) + 2  # images + labels + marker + data.yaml
     assert fa == fb
     labels_a = {k: v for k, v in fa.items() if k.startswith("labels")}
     assert {k: v for k, v in _files(c).items() if k.startswith("labels")} != labels_a  # the seed matters
@@ -70,7 +72,7 @@ def test_layout_and_label_validity(name: str, request: pytest.FixtureRequest) ->
             x1, x2 = xywh[:, 0] - xywh[:, 2] / 2, xywh[:, 0] + xywh[:, 2] / 2
             y1, y2 = xywh[:, 1] - xywh[:, 3] / 2, xywh[:, 1] + xywh[:, 3] / 2
             assert x1.min() >= -1e-6 and y1.min() >= -1e-6 and x2.max() <= 1 + 1e-6 and y2.max() <= 1 + 1e-6
-    assert cv2.imread(str(imgs[0])).shape == (int(ds._read_marker(root)["imgsz"]),) * 2 + (3,)
+    assert cv2.imread(str(imgs[0])).shape == (int(ds.read_marker(root)["imgsz"]),) * 2 + (3,)
 
 
 def test_shapes_statistics(shapes: Path) -> None:
@@ -84,7 +86,7 @@ def test_shapes_statistics(shapes: Path) -> None:
 
 
 def test_context_cue_matches_class_and_is_far(context: Path) -> None:
-    side = ds._read_marker(context)["imgsz"]
+    side = ds.read_marker(context)["imgsz"]
     r = ds.CONTEXT_CUE_RADIUS * side
     cues = np.array(ds.CONTEXT_CUE_BGR, np.float64)
     seen = set()
@@ -105,7 +107,7 @@ def test_context_cue_matches_class_and_is_far(context: Path) -> None:
             seen.add(cls)
             center = ds.context_cue_center(k, side)
             for _, x, y, w, h in lab * [1, side, side, side, side]:
-                gap = ds._disc_gap(center, r, (x - w / 2, y - h / 2, x + w / 2, y + h / 2))
+                gap = ds_context.disc_gap(center, r, (x - w / 2, y - h / 2, x + w / 2, y + h / 2))
                 assert gap >= 0.4 * side - 0.5
     assert seen == set(range(len(ds.CONTEXT_NAMES)))
 
@@ -130,33 +132,34 @@ def test_skip_rebuild_and_refuse(tmp_path: Path) -> None:
 
 
 def test_interrupted_build_leaves_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    real = ds._render_shapes
+    real = ds_shapes.render_shapes
 
     def boom(rng, side, index):
         if index == 2:
             raise KeyboardInterrupt
         return real(rng, side, index)
 
-    monkeypatch.setattr(ds, "_render_shapes", boom)
+    monkeypatch.setattr(ds_shapes, "render_shapes", boom)
     with pytest.raises(KeyboardInterrupt):
         ds.build_shapes(tmp_path / "ds", n_train=4, n_val=1, imgsz=64, workers=1)
     assert list(tmp_path.iterdir()) == []
 
 
 @pytest.mark.parametrize(
-    "kwargs",
+    "kwargs, error",
     [
-        dict(n_train=0),
-        dict(n_val=-1),
-        dict(imgsz=32),
-        dict(imgsz=64.0),
-        dict(seed=-1),
-        dict(workers=0),
-        dict(n_train=True),
+        (dict(n_train=0), ValueError),
+        (dict(n_val=-1), ValueError),
+        (dict(imgsz=32), ValueError),
+        (dict(imgsz=64.0), TypeError),  # the shared yolo_attn._checks: a wrong type is a TypeError
+        (dict(seed=-1), ValueError),
+        (dict(workers=0), ValueError),
+        (dict(n_train=True), TypeError),
     ],
 )
-def test_bad_arguments(tmp_path: Path, kwargs: dict) -> None:
-    with pytest.raises(ValueError):
+def test_bad_arguments(tmp_path: Path, kwargs: dict, error: type) -> None:
+    name = next(iter(kwargs))
+    with pytest.raises(error, match=f"build_shapes: {name} must be"):
         ds.build_shapes(tmp_path / "ds", **{"n_train": 1, "n_val": 1, "imgsz": 64, **kwargs})
     assert not (tmp_path / "ds").exists()
 
@@ -169,8 +172,11 @@ def test_bad_min_gap(tmp_path: Path, gap) -> None:
 
 def test_cli(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     assert ds.main(["context", str(tmp_path / "c"), "--n-train", "3", "--n-val", "1", "--imgsz", "96"]) == 0
-    assert "ready" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "ready" in out and f"data={tmp_path / 'c' / 'data.yaml'} imgsz=96 mosaic=0 scale=0 translate=0" in out
     assert len(list((tmp_path / "c" / "labels" / "train").glob("*.txt"))) == 3
+    assert ds.main(["shapes", str(tmp_path / "s"), "--n-train", "2", "--n-val", "1", "--imgsz", "64"]) == 0
+    assert f"yolo train model=yolov8n.yaml data={tmp_path / 's' / 'data.yaml'} imgsz=64\n" in capsys.readouterr().out
     with pytest.raises(SystemExit):
         ds.main(["shapes", str(tmp_path / "s"), "--imgsz", "8"])
 
@@ -185,9 +191,11 @@ def test_data_yaml_paths() -> None:
 def test_module_does_not_import_torch_or_ultralytics() -> None:
     code = textwrap.dedent(
         f"""
-        import importlib.util, sys
-        spec = importlib.util.spec_from_file_location("datasets_only", {str(REPO / "yolo_attn" / "datasets.py")!r})
-        spec.loader.exec_module(importlib.util.module_from_spec(spec))
+        import sys, types
+        stub = types.ModuleType("yolo_attn")  # the package without its __init__ (which imports torch)
+        stub.__path__ = [{str(REPO / "yolo_attn")!r}]
+        sys.modules["yolo_attn"] = stub
+        import yolo_attn.datasets, yolo_attn.datasets.__main__
         bad = [m for m in ("torch", "ultralytics") if m in sys.modules]
         assert not bad, bad
         """
@@ -221,6 +229,9 @@ def test_ultralytics_check_det_dataset_runs_download(tmp_path: Path) -> None:
             data = u.check_det_dataset(y)
             out[name] = dict(nc=data["nc"], names=data["names"], path=str(data["path"]), val=data["val"])
             u.check_det_dataset(y)  # second call: val exists, nothing is rebuilt
+            # The data.yaml every build writes into its root has no `path`: its folder is the root.
+            own = u.check_det_dataset(str(Path(data["path"]) / "data.yaml"))
+            out[name]["own"] = dict(nc=own["nc"], path=str(own["path"]), val=own["val"])
         # The shipped YAMLs, unmodified: their relative path resolves under DATASETS_DIR.
         u.DATASETS_DIR = Path({str(tmp_path / "datasets")!r})
         for name in ("shapes", "context"):
@@ -245,8 +256,9 @@ def test_ultralytics_check_det_dataset_runs_download(tmp_path: Path) -> None:
         assert got["nc"] == len(names)
         assert {int(k): v for k, v in got["names"].items()} == dict(enumerate(names))
         assert Path(got["path"]) == root and Path(got["val"]) == root / "images" / "val"
+        assert got["own"] == dict(nc=got["nc"], path=got["path"], val=got["val"])
         assert len(list((root / "images" / "train").glob("*.jpg"))) == 8
         assert len(list((root / "labels" / "val").glob("*.txt"))) == 3
-        assert ds._read_marker(root)["kind"] == name
+        assert ds.read_marker(root)["kind"] == name
         shipped = tmp_path / "datasets" / f"attn-{name}"
-        assert Path(out["shipped_" + name]) == shipped and ds._read_marker(shipped)["n_train"] == 8
+        assert Path(out["shipped_" + name]) == shipped and ds.read_marker(shipped)["n_train"] == 8

@@ -68,7 +68,8 @@ def test_wheel_install_ships_configs_builder_hook_and_script(installed: Installe
     site = installed.venv.site
     assert sorted(p.name for p in (site / "yolo_attn" / "configs").glob("*.yaml")) == CONFIGS
     assert not (site / "yolo_attn" / "configs").is_symlink()
-    assert (site / "yolo_attn" / "datasets.py").is_file() and (site / "yolo_attn" / "__main__.py").is_file()
+    assert (site / "yolo_attn" / "datasets" / "__init__.py").is_file()
+    assert (site / "yolo_attn" / "__main__.py").is_file()
     assert (installed.venv.root / "bin" / "yolo-attn").is_file(), "[project.scripts] yolo-attn not installed"
     for name in (PTH, START, HOOK):
         assert (site / name).read_bytes() == (REPO / name).read_bytes(), f"{name} differs from the repository's"

@@ -31,7 +31,7 @@ HOOK = "yolo_attn_autoload.py"
 
 pytestmark = pytest.mark.slow
 
-_COPY_IGNORE = shutil.ignore_patterns(
+_IGNORE_ANYWHERE = shutil.ignore_patterns(
     ".git",
     "build",
     "dist",
@@ -41,12 +41,17 @@ _COPY_IGNORE = shutil.ignore_patterns(
     ".hypothesis",
     ".venv",
     "runs",
-    "datasets",
     "*.pt",
     "*.onnx",
     "*.torchscript",
     "*_openvino_model",
 )
+
+
+def _COPY_IGNORE(path: str, names: list[str]) -> set[str]:
+    """Build outputs anywhere, and the generated ./datasets at the root only (yolo_attn/datasets is the package)."""
+    ignored = set(_IGNORE_ANYWHERE(path, names))
+    return ignored | ({"datasets"} & set(names) if Path(path) == REPO else set())
 
 
 def _run(cmd: list[str], cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:

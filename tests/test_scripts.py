@@ -240,3 +240,54 @@ def test_scripts_stay_lean_and_share_their_helpers(name):
     pasted = defined & {"log", "short", "is_oom", "error_text", "first_sentence", "Dev", "table", "num", "env_header",
                         "parse_sizes", "ints", "profiled_events"}
     assert not pasted or name == "bench_report.py" and pasted == {"env_header"}, f"{name} defines {pasted}: use _common"
+
+
+def test_compare_suite_cpu_smoke_run(tmp_path):
+    """Two suite tasks (one neutral, one context), 8 images at 64 px, 1 epoch: tables, summary and the ceiling."""
+    out = tmp_path / "out"
+    cmd = [sys.executable, str(REPO / "scripts" / "compare.py"), "--suite", "shapes,count", "--models", "yolov8n.yaml",
+           "--epochs", "1", "--imgsz", "64", "--batch", "8", "--seeds", "0", "--n-train", "8", "--n-val", "4",
+           "--parallel", "2", "--devices", "cpu", "--workers", "0", "--out", str(out)]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    res = json.loads((out / "results.json").read_text())
+    runs = {x["dataset"]: x for x in res["runs"]}
+    assert set(runs) == {"shapes:default", "count:cue"} and all(x["status"] == "ok" for x in runs.values())
+    assert runs["count:cue"]["train_args"]["mosaic"] == 0.0 and "mosaic" not in runs["shapes:default"]["train_args"]
+    assert runs["count:cue"]["map50_95_agnostic"] is not None  # the ceiling: context tasks only
+    assert runs["shapes:default"].get("map50_95_agnostic") is None
+    twin = Path(runs["count:cue"]["agnostic_data"]).parent
+    lines = [ln for p in (twin / "labels" / "val").glob("*.txt") for ln in p.read_text().splitlines()]
+    assert lines and {ln.split()[0] for ln in lines} == {"0"}
+    suite = res["suite"]
+    assert suite["baseline"] == "yolov8n" and set(suite["tasks"]) == {"shapes:default", "count:cue"}
+    row = suite["summary"]["main"]["yolov8n"]
+    assert row["neutral_tasks"] == 1 and row["context_tasks"] == 1 and row["neutral_delta"] == 0.0
+    md = (out / "results.md").read_text()
+    assert "### Suite summary (each task's main protocol)" in md and "### count:cue (context, 64 px" in md
+
+
+def test_compare_suite_found_cue_and_summary():
+    """The summary's arithmetic on hand-made run records: means over tasks, deltas, 2-of-3 seed counting."""
+    import compare_suite as cs
+
+    def run(task, model, seed, m, ceiling=None):
+        return dict(dataset=task, model=model, seed=seed, status="ok", map50_95=m, map50_95_agnostic=ceiling)
+
+    data = [("shapes:default", "", {}, {"task": "shapes", "protocol": "default", "imgsz": 320}),
+            ("count:cue", "", {}, {"task": "count", "protocol": "cue", "imgsz": 320})]
+    runs = [run("shapes:default", "a", s, 0.6) for s in range(3)]
+    runs += [run("shapes:default", "b", s, 0.5) for s in range(3)]
+    # K = 4, ceiling 0.8: threshold 0.5. Model a finds the cue in 2 of 3 seeds, b in none (0.2 = ceiling / K).
+    runs += [run("count:cue", "a", 0, 0.7, 0.8), run("count:cue", "a", 1, 0.5, 0.8), run("count:cue", "a", 2, 0.3, 0.8)]
+    runs += [run("count:cue", "b", s, 0.2, 0.8) for s in range(3)] + [run("count:cue", "b", 3, 0.0, 0.0)]
+    s = cs.suite_summary(runs, data, ["a", "b"], "b")
+    a, b = s["summary"]["main"]["a"], s["summary"]["main"]["b"]
+    assert a["neutral"] == pytest.approx(0.6) and a["neutral_delta"] == pytest.approx(0.1)
+    assert a["context"] == pytest.approx(0.5) and a["context_delta"] == pytest.approx(0.5 - 0.15)
+    assert s["tasks"]["count:cue"]["models"]["a"]["found"] == {0: True, 1: True, 2: False}
+    assert a["cue_tasks_2of3"] == 1 and a["cue_seeds"] == "2/3"
+    assert b["cue_tasks_2of3"] == 0 and b["cue_seeds"] == "0/4"  # a zero ceiling never counts as found
+    with pytest.raises(SystemExit, match="not one of the models"):
+        cs.resolve_baseline("yolo11n.yaml", ["yolov8n.yaml"], ["yolov8n"])
+    assert cs.resolve_baseline("yolov8n.yaml", ["x/yolov8n.yaml", "y.yaml"], ["yolov8n", "y"]) == "yolov8n"
