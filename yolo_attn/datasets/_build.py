@@ -20,7 +20,7 @@ from typing import Any, Protocol
 import cv2
 import numpy as np
 
-from .._checks import check_int
+from ..layers.checks import check_int
 
 MARKER = "attn_dataset.json"
 DATA_YAML = "data.yaml"
