@@ -208,7 +208,7 @@ def _install_exact_flops() -> None:
         try:
             import thop
 
-            model = torch_utils.unwrap_model(model)
+            model = _unwrap(torch_utils, model)
             p = next(model.parameters())
             size = imgsz if isinstance(imgsz, (list, tuple)) else (imgsz, imgsz)
             im = torch.empty((1, p.shape[1], *size), device=p.device, dtype=p.dtype)
@@ -220,6 +220,12 @@ def _install_exact_flops() -> None:
     get_flops._yolo_attn = True
     get_flops.__wrapped__ = original
     torch_utils.get_flops = get_flops
+
+
+def _unwrap(torch_utils, model: nn.Module) -> nn.Module:
+    """The model inside DDP/EMA wrappers: `unwrap_model` in newer Ultralytics, `de_parallel` in older 8.3 releases."""
+    unwrap = getattr(torch_utils, "unwrap_model", None) or torch_utils.de_parallel
+    return unwrap(model)
 
 
 def _install_warm_start(tasks) -> None:
