@@ -40,6 +40,7 @@ _COPY_IGNORE = shutil.ignore_patterns(
     ".pytest_cache",
     ".hypothesis",
     ".venv",
+    ".venv-ultralytics-*",  # .ci/ultralytics-range
     "runs",
     "datasets",
     "*.pt",
