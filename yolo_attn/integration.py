@@ -27,7 +27,7 @@ import torch.nn as nn
 
 from . import registry
 
-TESTED_ULTRALYTICS = ((8, 3, 0), (8, 5, 0))  # [low, high); as pyproject.toml, CI tests 8.3.0, 8.4.0, 8.4.190
+TESTED_ULTRALYTICS = ((8, 4, 190), (8, 5, 0))  # [low, high)
 CONFIG_DIR = Path(__file__).parent / "configs"
 
 _lock = threading.Lock()
