@@ -40,6 +40,7 @@ _IGNORE_ANYWHERE = shutil.ignore_patterns(
     ".pytest_cache",
     ".hypothesis",
     ".venv",
+    ".venv-ultralytics-*",  # .ci/ultralytics-range
     "runs",
     "*.pt",
     "*.onnx",

@@ -81,6 +81,12 @@ def _count_attention2d(m, x, y) -> None:
     m.total_ops += m.macs(tuple(x[0].shape))
 
 
+def _unwrap(torch_utils, model: nn.Module) -> nn.Module:
+    """The model inside DDP/EMA wrappers: `unwrap_model` in newer Ultralytics, `de_parallel` in older 8.3 releases."""
+    unwrap = getattr(torch_utils, "unwrap_model", None) or torch_utils.de_parallel
+    return unwrap(model)
+
+
 def _install_exact_flops() -> None:
     """Make `get_flops` count attention models exactly, at the real image size.
 
@@ -103,7 +109,7 @@ def _install_exact_flops() -> None:
         try:
             import thop
 
-            model = torch_utils.unwrap_model(model)
+            model = _unwrap(torch_utils, model)
             p = next(model.parameters())
             size = imgsz if isinstance(imgsz, (list, tuple)) else (imgsz, imgsz)
             im = torch.empty((1, p.shape[1], *size), device=p.device, dtype=p.dtype)
