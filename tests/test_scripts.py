@@ -77,7 +77,7 @@ def test_a_revisions_attention_runs_in_todays_model():
     import refimpl
     import torch
 
-    from yolo_attn.attention2d import Attention2d
+    from yolo_attn.layers.attention2d import Attention2d
 
     assert refimpl.split_rev("configs/yolov8n-attn.yaml@66f4337") == ("configs/yolov8n-attn.yaml", "66f4337")
     assert refimpl.split_rev("configs/yolov8n-attn.yaml:head_dim=16") == ("configs/yolov8n-attn.yaml:head_dim=16", None)
@@ -91,10 +91,10 @@ def test_a_revisions_attention_runs_in_todays_model():
     refimpl.use_revision(block, "HEAD")
     assert type(block.attn).__name__ == "Attention2d@HEAD" and isinstance(block.attn, Attention2d)
     forward = inspect.unwrap(type(block.attn).forward)  # wrapped for revisions before forward's shortcut argument
-    assert forward.__code__.co_filename == "HEAD:yolo_attn/attention2d.py"
+    assert forward.__code__.co_filename == "HEAD:yolo_attn/layers/attention2d.py"
     assert "shortcut" in inspect.signature(type(block.attn).forward).parameters  # as the block (and THOP) call it
     got = block(x)
-    unchanged = subprocess.run(["git", "-C", str(REPO), "diff", "--quiet", "HEAD", "--", "yolo_attn/attention2d.py"])
+    unchanged = subprocess.run(["git", "-C", str(REPO), "diff", "--quiet", "HEAD", "--", "yolo_attn/layers/attention2d.py"])
     if unchanged.returncode == 0:  # HEAD's code is this checkout's: the same outputs
         torch.testing.assert_close(got, want)
     assert got.shape == want.shape
