@@ -32,3 +32,12 @@ def test_yolo_train_obb(tmp_path):
     r = subprocess.run([yolo, "predict", "task=obb", f"model={last}", f"source={root / 'images' / 'val'}", "imgsz=64",
                         "device=cpu", f"project={tmp_path}", "name=pred", "exist_ok=True"], capture_output=True, text=True)
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+
+
+def test_packaged_yaml_matches_builder():
+    import yaml
+
+    from yolo_attn.datasets.obb import OBB_NAMES
+
+    cfg = yaml.safe_load((Path(__file__).resolve().parent.parent / "yolo_attn/configs/attn-shapes-obb.yaml").read_text())
+    assert tuple(cfg["names"].values()) == OBB_NAMES and "build_shapes_obb" in cfg["download"]
