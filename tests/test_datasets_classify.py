@@ -37,7 +37,11 @@ def test_yolo_train_classify(tmp_path):
            f"project={tmp_path}", "name=run", "exist_ok=True"]
     r = subprocess.run([str(Path(sys.executable).parent / cmd[0]), *cmd[1:]], capture_output=True, text=True)
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
-    assert (tmp_path / "run" / "weights" / "last.pt").is_file()
+    last = tmp_path / "run" / "weights" / "last.pt"
+    r = subprocess.run([str(Path(sys.executable).parent / "yolo"), "predict", "task=classify", f"model={last}",
+                        f"source={root / 'val' / SHAPES_NAMES[0]}", "imgsz=64", "device=cpu", f"project={tmp_path}",
+                        "name=pred", "exist_ok=True"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
 
 
 def test_name_resolves_offline(tmp_path, monkeypatch):
