@@ -1,0 +1,62 @@
+"""The classification set: class folders, balanced, byte-deterministic, and trainable with the real `yolo` CLI."""
+
+import hashlib
+import subprocess
+import sys
+from pathlib import Path
+
+from yolo_attn.datasets.classify import build_shapes_cls
+from yolo_attn.datasets.draw import SHAPES_NAMES
+
+
+def _digest(root: Path) -> str:
+    h = hashlib.sha256()
+    for p in sorted(root.rglob("*.jpg")):
+        h.update(str(p.relative_to(root)).encode() + p.read_bytes())
+    return h.hexdigest()
+
+
+def test_class_folders_balanced(tmp_path):
+    root = build_shapes_cls(tmp_path / "c", n_train=12, n_val=6, imgsz=64)
+    for split, n in (("train", 2), ("val", 1)):
+        assert sorted(d.name for d in (root / split).iterdir()) == sorted(SHAPES_NAMES)
+        assert all(len(list((root / split / c).glob("*.jpg"))) == n for c in SHAPES_NAMES)
+
+
+def test_deterministic_per_seed(tmp_path):
+    a = build_shapes_cls(tmp_path / "a", n_train=6, n_val=6, imgsz=64, seed=3, workers=1)
+    b = build_shapes_cls(tmp_path / "b", n_train=6, n_val=6, imgsz=64, seed=3, workers=2)
+    c = build_shapes_cls(tmp_path / "c", n_train=6, n_val=6, imgsz=64, seed=4)
+    assert _digest(a) == _digest(b) != _digest(c)
+
+
+def test_yolo_train_classify(tmp_path):
+    root = build_shapes_cls(tmp_path / "cls", n_train=12, n_val=6, imgsz=64)
+    cmd = ["yolo", "train", "task=classify", "model=yolov8n-cls.yaml", f"data={root}", "imgsz=64", "epochs=1",
+           "batch=4", "workers=0", "device=cpu", "pretrained=False", "amp=False", "plots=False",
+           f"project={tmp_path}", "name=run", "exist_ok=True"]
+    r = subprocess.run([str(Path(sys.executable).parent / cmd[0]), *cmd[1:]], capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    last = tmp_path / "run" / "weights" / "last.pt"
+    r = subprocess.run([str(Path(sys.executable).parent / "yolo"), "predict", "task=classify", f"model={last}",
+                        f"source={root / 'val' / SHAPES_NAMES[0]}", "imgsz=64", "device=cpu", f"project={tmp_path}",
+                        "name=pred", "exist_ok=True"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+
+
+def test_name_resolves_offline(tmp_path, monkeypatch):
+    from ultralytics.engine import trainer
+
+    from yolo_attn.datasets import classify, cls_name
+
+    monkeypatch.setattr("ultralytics.data.utils.DATASETS_DIR", tmp_path)
+    for mod in cls_name._USERS:  # undo the patch after the test
+        m = __import__(mod, fromlist=["x"])
+        monkeypatch.setattr(m, "check_cls_dataset", m.check_cls_dataset)
+    small = classify.build_shapes_cls.__defaults__
+    monkeypatch.setattr(classify.build_shapes_cls, "__defaults__", (12, 6, 64) + small[3:])
+    cls_name.patch_check_cls_dataset()
+    cls_name.patch_check_cls_dataset()  # idempotent
+    data = trainer.check_cls_dataset(cls_name.CLS_NAME)
+    assert Path(data["train"]) == (tmp_path / cls_name.CLS_NAME / "train").resolve()
+    assert sorted(data["names"].values()) == sorted(SHAPES_NAMES)
