@@ -42,21 +42,3 @@ def test_yolo_train_classify(tmp_path):
                         f"source={root / 'val' / SHAPES_NAMES[0]}", "imgsz=64", "device=cpu", f"project={tmp_path}",
                         "name=pred", "exist_ok=True"], capture_output=True, text=True)
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
-
-
-def test_name_resolves_offline(tmp_path, monkeypatch):
-    from ultralytics.engine import trainer
-
-    from yolo_attn.datasets import classify, cls_name
-
-    monkeypatch.setattr("ultralytics.data.utils.DATASETS_DIR", tmp_path)
-    for mod in cls_name._USERS:  # undo the patch after the test
-        m = __import__(mod, fromlist=["x"])
-        monkeypatch.setattr(m, "check_cls_dataset", m.check_cls_dataset)
-    small = classify.build_shapes_cls.__defaults__
-    monkeypatch.setattr(classify.build_shapes_cls, "__defaults__", (12, 6, 64) + small[3:])
-    cls_name.patch_check_cls_dataset()
-    cls_name.patch_check_cls_dataset()  # idempotent
-    data = trainer.check_cls_dataset(cls_name.CLS_NAME)
-    assert Path(data["train"]) == (tmp_path / cls_name.CLS_NAME / "train").resolve()
-    assert sorted(data["names"].values()) == sorted(SHAPES_NAMES)
