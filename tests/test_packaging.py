@@ -345,10 +345,6 @@ def test_real_ultralytics_calls_register(venv: Venv, stubs: Path) -> None:
     assert "site-packages" in out
 
 
-@pytest.mark.skipif(
-    not (REPO / "yolo_attn" / "integration.py").exists(),
-    reason="yolo_attn/integration.py (register()) not written yet",
-)
 def test_ultralytics_import_registers_self_attention_block(venv: Venv, tmp_path: Path) -> None:
     out = venv.py(
         """
