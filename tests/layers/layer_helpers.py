@@ -24,16 +24,21 @@ def reference_pool(x: torch.Tensor, f: int) -> torch.Tensor:
     return out
 
 
-def reference_attention2d(layer: Attention2d, x: torch.Tensor) -> torch.Tensor:
-    """float64 Attention2d that materialises softmax(Q K^T / sqrt(d)) V, written independently of the layer."""
-    x = x.double()
+def reference_attention2d(layer: Attention2d, x: torch.Tensor, dtype: torch.dtype | None = torch.float64) -> torch.Tensor:
+    """Attention2d that materialises softmax(Q K^T / sqrt(d)) V, written independently of the layer.
+
+    Computed in `dtype` (None: the input's own, so gradients compare at the layer's precision); every cast is
+    differentiable, so the result back-propagates into `x` and the layer's weights.
+    """
+    dtype = dtype or x.dtype
+    x = x.to(dtype)
     B, C, H, W = x.shape
     if layer.pos is not None:
-        x = x + build_sincos2d_pos_embed(H, W, C, dtype=torch.float64)
+        x = x + build_sincos2d_pos_embed(H, W, C, dtype=dtype)
     f = kv_pool_factor(H, W, layer.kv_stride, layer.kv_tokens)
     xk = reference_pool(x, f) if f > 1 else x
-    w = layer.qkv.weight.double()
-    b = torch.zeros(len(w), dtype=torch.float64) if layer.qkv.bias is None else layer.qkv.bias.double()
+    w = layer.qkv.weight.to(dtype)
+    b = torch.zeros(len(w), dtype=dtype) if layer.qkv.bias is None else layer.qkv.bias.to(dtype)
     D, h, d = layer.dim, layer.num_heads, layer.head_dim
     q = x.flatten(2).transpose(1, 2) @ w[:D].T + b[:D]  # (B, N, D)
     k = xk.flatten(2).transpose(1, 2) @ w[D : 2 * D].T + b[D : 2 * D]
@@ -41,7 +46,7 @@ def reference_attention2d(layer: Attention2d, x: torch.Tensor) -> torch.Tensor:
     split = lambda t: t.reshape(B, -1, h, d).transpose(1, 2)  # noqa: E731  (B, h, N, d)
     attn = torch.softmax(split(q) @ split(k).transpose(-1, -2) / math.sqrt(d), dim=-1)
     out = (attn @ split(v)).transpose(1, 2).reshape(B, H * W, D)
-    out = out @ layer.proj.weight.double().T + (0 if layer.proj.bias is None else layer.proj.bias.double())
+    out = out @ layer.proj.weight.to(dtype).T + (0 if layer.proj.bias is None else layer.proj.bias.to(dtype))
     return out.transpose(1, 2).reshape(B, -1, H, W)
 
 
