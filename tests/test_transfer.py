@@ -181,15 +181,21 @@ def log():
     LOGGER.removeHandler(handler)
 
 
-def perturbed(cfg="yolov8n.yaml", nc=6, seed=1) -> DetectionModel:
-    """A plain model with every float tensor (BN statistics included) moved off its initialisation."""
-    model = DetectionModel(cfg, nc=nc, verbose=False)
-    g = torch.Generator().manual_seed(seed)
+def perturb_(model: nn.Module, g: torch.Generator) -> None:
+    """Move every float tensor of `model` (BN statistics included) off its initialisation, in place."""
     with torch.no_grad():
         for k, t in model.state_dict().items():
             if t.is_floating_point():
                 noise = torch.rand(t.shape, generator=g) if "running_var" in k else torch.randn(t.shape, generator=g)
                 t.copy_(t + 0.5 + noise if "running_var" in k else t + 0.1 * noise)
+
+
+def perturbed(cfg="yolov8n.yaml", nc=6, seed=1) -> DetectionModel:
+    """A plain model with every float tensor (BN statistics included) moved off its initialisation."""
+    model = DetectionModel(cfg, nc=nc, verbose=False)
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        perturb_(model, g)
         for branch in model.model[-1].cv3:  # class biases off their very negative prior: scores carry signal
             branch[-1].bias.copy_(torch.randn(branch[-1].bias.shape, generator=g))
     model.names = dict(NAMES) if nc == len(NAMES) else {i: f"class{i}" for i in range(nc)}
@@ -370,11 +376,7 @@ def perturbed_stock(cfg: str, model_cls: type, nc: int, seed: int = 4) -> nn.Mod
     """A stock model of any task with every float tensor (BN statistics included) moved off its initialisation."""
     model = model_cls(cfg, nc=nc, verbose=False)
     g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for k, t in model.state_dict().items():
-            if t.is_floating_point():
-                noise = torch.rand(t.shape, generator=g) if "running_var" in k else torch.randn(t.shape, generator=g)
-                t.copy_(t + 0.5 + noise if "running_var" in k else t + 0.1 * noise)
+    perturb_(model, g)
     model.names = {i: f"class{i}" for i in range(nc)}
     return model
 
