@@ -1,5 +1,6 @@
-"""The models and steps the benchmark times: a DetectionModel from a spec, one AMP training step, one fused
-eval forward, and Ultralytics' training-time switches (deterministic mode)."""
+"""The models and steps the benchmark times: the task's model (detect, segment, pose, obb) from a spec, one AMP
+training step with that task's loss, one fused eval forward, and Ultralytics' training-time switches
+(deterministic mode)."""
 
 from __future__ import annotations
 
@@ -20,10 +21,12 @@ from yolo_attn.integration import register
 
 register()  # idempotent; makes sure get_flops / config search / YAML names are in place
 from ultralytics.cfg import get_cfg  # noqa: E402
-from ultralytics.nn.tasks import DetectionModel  # noqa: E402
+from ultralytics.nn.tasks import DetectionModel, OBBModel, PoseModel, SegmentationModel  # noqa: E402
+from ultralytics.nn.tasks import guess_model_task  # noqa: E402
 from ultralytics.utils import DEFAULT_CFG  # noqa: E402
 from ultralytics.utils import torch_utils  # noqa: E402  (torch_utils.get_flops read at call time: yolo_attn wraps it)
 
+MODEL_CLASSES = {"detect": DetectionModel, "segment": SegmentationModel, "pose": PoseModel, "obb": OBBModel}
 VARIANT_DIR = Path(os.environ.get("TMPDIR", "/tmp")) / "yolo_attn_bench_variants"
 
 
@@ -43,28 +46,55 @@ def set_deterministic(on: bool):
 
 
 def build(spec: str) -> nn.Module:
-    """A DetectionModel from a YAML or a variant spec (`configs/yolov8n-attn.yaml:head_dim=64`, see variants.py),
-    optionally `...@REV`: its attention as at git revision REV (see refimpl.py)."""
+    """The task's model (from the YAML's head: DetectionModel, SegmentationModel, ...) for a YAML or a variant spec
+    (`configs/yolov8n-attn.yaml:head_dim=64`, see variants.py), optionally `...@REV`: its attention as at git
+    revision REV (see refimpl.py)."""
     spec, rev = refimpl.split_rev(spec)
-    model = DetectionModel(variants.materialize(spec, VARIANT_DIR), nc=80, verbose=False)
+    cfg = variants.materialize(spec, VARIANT_DIR)
+    task = guess_model_task(cfg)
+    if task not in MODEL_CLASSES:
+        raise SystemExit(f"benchmark: {spec!r} is a {task} model; the training step covers {sorted(MODEL_CLASSES)}")
+    model = MODEL_CLASSES[task](cfg, nc=80, verbose=False)
     if rev:
         refimpl.use_revision(model, rev)
     model.args = get_cfg(DEFAULT_CFG)  # hyperparameters the loss reads (box, cls, dfl gains)
     return model
 
 
-def make_batch(batch: int, imgsz: int, device, boxes_per_image: int = 8, seed: int = 0) -> dict:
-    """Ultralytics' training batch dict: images in [0, 1], normalised xywh boxes, fixed by the seed."""
+def make_batch(batch: int, imgsz: int, device, model: nn.Module | None = None, boxes_per_image: int = 8,
+               seed: int = 0) -> dict:
+    """Ultralytics' training batch dict for the model's task, fixed by the seed: images in [0, 1], normalised xywh
+    boxes (+ an angle for obb), overlap-format instance masks at 1/4 size (segment: each box filled with its index
+    within the image + 1, as `overlap_mask=True` loads them), random keypoints inside each box (pose)."""
     g = torch.Generator().manual_seed(seed)
     n = batch * boxes_per_image
     xy = torch.rand(n, 2, generator=g) * 0.8 + 0.1
     wh = torch.rand(n, 2, generator=g) * 0.3 + 0.02
-    return {
-        "img": torch.rand(batch, 3, imgsz, imgsz, generator=g).to(device),
-        "batch_idx": torch.arange(batch).repeat_interleave(boxes_per_image).float().to(device),
-        "cls": torch.randint(0, 80, (n, 1), generator=g).float().to(device),
-        "bboxes": torch.cat((xy, wh), 1).to(device),
+    out = {
+        "img": torch.rand(batch, 3, imgsz, imgsz, generator=g),
+        "batch_idx": torch.arange(batch).repeat_interleave(boxes_per_image).float(),
+        "cls": torch.randint(0, 80, (n, 1), generator=g).float(),
+        "bboxes": torch.cat((xy, wh), 1),
     }
+    task = guess_model_task(model) if model is not None else "detect"
+    if task == "obb":
+        out["bboxes"] = torch.cat((xy, wh, (torch.rand(n, 1, generator=g) - 0.5) * torch.pi), 1)
+    elif task == "segment":
+        side = imgsz // 4
+        masks = torch.zeros(batch, side, side)
+        lo = ((xy - wh / 2).clamp(0, 1) * side).long()
+        hi = ((xy + wh / 2).clamp(0, 1) * side).long() + 1
+        for i in range(n):
+            b, j = divmod(i, boxes_per_image)
+            masks[b, lo[i, 1] : hi[i, 1], lo[i, 0] : hi[i, 0]] = j + 1
+        out["masks"] = masks
+    elif task == "pose":
+        k, dims = model.yaml.get("kpt_shape", [17, 3])
+        kpts = (xy[:, None] + (torch.rand(n, k, 2, generator=g) - 0.5) * wh[:, None]).clamp(0, 1)
+        if dims == 3:
+            kpts = torch.cat((kpts, torch.ones(n, k, 1)), 2)
+        out["keypoints"] = kpts
+    return {key: v.to(device) for key, v in out.items()}
 
 
 class TrainStep:
@@ -84,7 +114,7 @@ class TrainStep:
         self.amp = amp and dev.cuda
         self.opt = torch.optim.SGD(self.model.parameters(), lr=0.01, momentum=0.937, nesterov=True, weight_decay=5e-4)
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
-        self.batch = make_batch(batch, imgsz, dev.device)
+        self.batch = make_batch(batch, imgsz, dev.device, self.model)
 
     def __call__(self):
         with torch.autocast("cuda", dtype=torch.float16, enabled=self.amp) if self.dev.cuda else contextlib.nullcontext():

@@ -2,7 +2,7 @@
 
 For each model, in one process:
   info      params and GFLOPs at 640 (Ultralytics' get_flops)                                    (always)
-  train     AMP (fp16 autocast + GradScaler) training step = forward + Ultralytics' detection loss + backward
+  train     AMP (fp16 autocast + GradScaler) training step = forward + the task's Ultralytics loss + backward
             + SGD step (grad-clip 10 and unscale as Ultralytics' trainer), random images and a fixed set of random
             boxes. Every model's step stays resident and the models are interleaved step by step (--rounds rounds
             of --train-steps steps, order reversed every other round): images/s of the median step, the range of

@@ -62,6 +62,29 @@ def test_benchmark_cpu_smoke_run_interleaves_and_reports(tmp_path):
     assert "| yolov8n-attn[head_dim=16] |" in (out / "benchmark.md").read_text()
 
 
+@pytest.mark.parametrize("cfg", ["yolov8n-seg-attn.yaml", "yolo11n-pose-attn.yaml", "yolov8n-obb.yaml"])
+def test_benchmark_trains_each_task_with_its_own_loss(cfg):
+    import bench_models
+    from _common import Dev
+
+    model = bench_models.build(cfg)
+    task = {"seg": "segment", "pose": "pose", "obb": "obb"}[cfg.split("-")[1].removesuffix(".yaml")]
+    assert bench_models.MODEL_CLASSES[task] is type(model)
+    batch = bench_models.make_batch(2, 64, "cpu", model)
+    assert {"segment": "masks", "pose": "keypoints", "obb": "bboxes"}[task] in batch
+    if task == "segment":  # overlap format: each image's instances numbered 1..n, at 1/4 of the image side
+        assert batch["masks"].shape == (2, 16, 16) and batch["masks"].max() <= 8 and batch["masks"].max() > 0
+    if task == "obb":
+        assert batch["bboxes"].shape[1] == 5
+    step = bench_models.TrainStep(model, Dev(torch.device("cpu")), 64, 2, amp=False, channels_last=False)
+    before = [p.detach().clone() for p in step.model.parameters()]
+    loss, items = step.model(step.batch)  # the task's own criterion (Ultralytics picks it from the model class)
+    term = {"segment": "seg_loss", "pose": "pose_loss", "obb": "angle_loss"}[task]
+    assert torch.isfinite(loss).all() and term in items and items[term] > 0  # the task's own term sees its labels
+    step()
+    assert any(not torch.equal(a, b) for a, b in zip(before, step.model.parameters()))
+
+
 def test_benchmark_profiles_an_eval_forward(tmp_path):
     cmd = [sys.executable, str(REPO / "scripts" / "benchmark.py"), "--device", "cpu", "--profile",
            "configs/yolov8n-attn.yaml", "--profile-infer", "--train-sizes", "64:2", "--train-steps", "2",
