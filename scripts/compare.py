@@ -26,6 +26,12 @@ cue* when its mAP50-95 reaches the task's threshold (half way from ceiling / K t
 add per-task tables (mean, std, per seed, seeds that found the cue) and a suite summary (mean over neutral tasks,
 mean over context tasks, delta to `--baseline`).
 
+`--merge A/results.json B/results.json ...` trains nothing: it joins the suite runs of several calls (each of which
+ran part of the suite) into one report (results.md, results.json, suite.png in --out).
+
+A run is compare_worker.py in its own process; the tables and plot are compare_report.py; the suite's building and
+summaries are compare_suite.py.
+
 Examples:
   python scripts/compare.py --suite all --models yolov8n.yaml configs/yolov8n-attn.yaml --epochs 30 --batch 32 \\
       --seeds 0,1,2 --parallel 14 --workers 2 --budget 530
@@ -38,15 +44,11 @@ Examples:
 from __future__ import annotations
 
 import argparse
-import csv
 import inspect
 import json
-import math
 import os
-import re
 import shutil
 import signal
-import statistics
 import subprocess
 import sys
 import time
@@ -55,7 +57,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "scripts"))
 import variants  # noqa: E402  (model specs with SelfAttentionBlock arguments overridden)
-from compare_suite import prepare_suite, resolve_baseline, suite_markdown, suite_summary  # noqa: E402
+from compare_report import MAP, MAP50, fmt_s, log_tail, markdown, plot, read_results_csv, summarise  # noqa: E402
+from compare_worker import worker  # noqa: E402
+from compare_suite import merge_results, prepare_suite, resolve_baseline, suite_markdown, suite_plot, suite_summary  # noqa: E402
 DEFAULT_MODELS = [
     "yolov8n.yaml",
     "configs/yolov8n-attn.yaml",
@@ -64,165 +68,10 @@ DEFAULT_MODELS = [
     "yolo11n.yaml",
     "yolo12n.yaml",
 ]
-MAP = "metrics/mAP50-95(B)"
-MAP50 = "metrics/mAP50(B)"
 WORKER = "_worker"  # argv[1] of a run subprocess
 
 
-# ---------------------------------------------------------------------------------------------------- worker
-def worker(spec_path: str) -> int:
-    """One training run, in its own process. Writes <run dir>/compare_run.json; exit code 0 on success."""
-    spec = json.loads(Path(spec_path).read_text())
-    out = Path(spec["result"])
-    info: dict = {"status": "failed", "pid": os.getpid()}
-    t_start = time.perf_counter()
-    try:
-        import ultralytics.nn.tasks  # noqa: F401  (before yolo_attn: registration hooks onto this module)
-
-        import yolo_attn  # noqa: F401  registers the attention layers with Ultralytics
-
-        import torch
-        from ultralytics import YOLO
-        from ultralytics.utils import torch_utils
-
-        if spec.get("threads"):  # Ultralytics resets CPU training to min(8, cores - 1) threads: respect our share
-            torch_utils.NUM_THREADS = int(spec["threads"])
-            torch.set_num_threads(int(spec["threads"]))
-
-        timing = {"t0": 0.0, "b0": 0.0, "epoch_s": [], "compute_s": 0.0, "n_train": None, "device_name": None}
-
-        def _sync(trainer) -> None:
-            if trainer.device.type == "cuda":
-                torch.cuda.synchronize(trainer.device)
-
-        def on_epoch_start(trainer) -> None:
-            _sync(trainer)
-            timing["t0"] = time.perf_counter()
-
-        def on_batch_start(trainer) -> None:  # fires once the batch is loaded
-            timing["b0"] = time.perf_counter()
-
-        def on_batch_end(trainer) -> None:  # after forward, backward and (maybe) the optimizer step
-            _sync(trainer)
-            timing["compute_s"] += time.perf_counter() - timing["b0"]
-
-        def on_epoch_end(trainer) -> None:  # fires after the batch loop, before validation
-            _sync(trainer)
-            timing["epoch_s"].append(time.perf_counter() - timing["t0"])
-            timing["n_train"] = len(trainer.train_loader.dataset)
-            if timing["device_name"] is None:
-                d = trainer.device
-                timing["device_name"] = torch.cuda.get_device_name(d) if d.type == "cuda" else str(d)
-
-        model = YOLO(spec["model"], task="detect")
-        model.add_callback("on_train_epoch_start", on_epoch_start)
-        model.add_callback("on_train_epoch_end", on_epoch_end)
-        model.add_callback("on_train_batch_start", on_batch_start)
-        model.add_callback("on_train_batch_end", on_batch_end)
-        model.train(**spec["train_args"])
-        trainer = model.trainer
-
-        train_s = sum(timing["epoch_s"])
-        n_img = (timing["n_train"] or 0) * len(timing["epoch_s"])
-        info.update(
-            status="ok",
-            save_dir=str(trainer.save_dir),
-            device_name=timing["device_name"],
-            n_train=timing["n_train"],
-            epochs_done=len(timing["epoch_s"]),
-            epoch_s=[round(t, 3) for t in timing["epoch_s"]],
-            train_s=train_s,
-            img_s=n_img / train_s if train_s > 0 else None,
-            compute_s=timing["compute_s"],
-            compute_img_s=n_img / timing["compute_s"] if timing["compute_s"] > 0 else None,
-            final_eval={k: float(v) for k, v in (trainer.metrics or {}).items() if isinstance(v, (int, float))},
-        )
-        if spec.get("agnostic_data"):  # the localisation ceiling: same model, every box one class
-            ta = spec["train_args"]
-            m = model.val(
-                data=spec["agnostic_data"], single_cls=True, imgsz=ta["imgsz"], batch=ta["batch"],
-                device=ta.get("device"), workers=ta.get("workers", 0), plots=False, verbose=False,
-                project=ta["project"], name=ta["name"] + "-agnostic", exist_ok=True,
-            )
-            info["map50_95_agnostic"] = float(m.box.map)
-        # Cost of the architecture, on a fresh CPU copy (training model untouched). get_flops is looked up at call
-        # time: yolo_attn replaces it with a version that is exact for attention layers.
-        try:
-            from ultralytics.nn.tasks import DetectionModel
-
-            m = DetectionModel(spec["model"], nc=len(trainer.data["names"]), verbose=False)
-            info["params"] = torch_utils.get_num_params(m)
-            info["gflops"] = torch_utils.get_flops(m, spec["train_args"]["imgsz"])
-            info["gflops640"] = torch_utils.get_flops(m, 640)
-        except Exception as e:  # cost is informative only
-            info["cost_error"] = f"{type(e).__name__}: {e}"
-        if not spec.get("keep_weights"):
-            shutil.rmtree(Path(trainer.save_dir) / "weights", ignore_errors=True)
-    except BaseException as e:
-        import traceback
-
-        traceback.print_exc()
-        info["error"] = f"{type(e).__name__}: {e}"[:500]
-    info["wall_s"] = time.perf_counter() - t_start
-    out.write_text(json.dumps(info, indent=1))
-    return 0 if info["status"] == "ok" else 1
-
-
 # ---------------------------------------------------------------------------------------------------- helpers
-def fmt_s(s: float | None) -> str:
-    if s is None or not math.isfinite(s):
-        return "?"
-    s = int(round(s))
-    return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
-
-
-def stats(xs: list[float]) -> dict | None:
-    xs = [x for x in xs if x is not None and math.isfinite(x)]
-    if not xs:
-        return None
-    return {
-        "mean": statistics.fmean(xs),
-        "std": statistics.stdev(xs) if len(xs) > 1 else 0.0,
-        "min": min(xs),
-        "max": max(xs),
-        "n": len(xs),
-    }
-
-
-def pm(s: dict | None, nd: int = 3) -> str:
-    if not s:
-        return "-"
-    return f"{s['mean']:.{nd}f}±{s['std']:.{nd}f}" if s["n"] > 1 else f"{s['mean']:.{nd}f}"
-
-
-def read_results_csv(path: Path) -> dict | None:
-    """Last row of an Ultralytics results.csv (the final epoch's validation), as floats."""
-    try:
-        with open(path, newline="") as f:
-            rows = list(csv.DictReader(f))
-    except OSError:
-        return None
-    if not rows:
-        return None
-    out = {}
-    for k, v in rows[-1].items():
-        try:
-            out[k.strip()] = float(v)
-        except (TypeError, ValueError):
-            pass
-    return out
-
-
-def log_tail(path: Path, n: int = 12) -> str:
-    try:
-        data = path.read_bytes()[-64_000:].decode("utf-8", "replace")
-    except OSError:
-        return "(no log)"
-    data = re.sub(r"\x1b\[[0-9;]*[A-Za-z]", "", data)  # ANSI colours / erase-line
-    lines = [ln.rstrip() for ln in re.split(r"[\r\n]+", data) if ln.strip()]
-    return "\n".join(ln[:300] for ln in lines[-n:])
-
-
 def parse_overrides(items: list[str]) -> dict:
     import yaml
 
@@ -323,93 +172,23 @@ def prescan_labels(data_yaml: str, imgsz: int, cache: str, single_cls: bool = Fa
                 )
 
 
-# ---------------------------------------------------------------------------------------------------- report
-def summarise(runs: list[dict], datasets: list[str], labels: list[str]) -> dict:
-    summary = {}
-    for d in datasets:
-        summary[d] = {}
-        for m in labels:
-            rs = [r for r in runs if r["dataset"] == d and r["model"] == m]
-            ok = [r for r in rs if r["status"] == "ok"]
-            cost = next((r for r in ok if r.get("params")), {})
-            summary[d][m] = {
-                "cfg": rs[0]["cfg"] if rs else None,
-                "runs": len(rs),
-                "ok": len(ok),
-                "failed": sum(r["status"] != "ok" for r in rs if r["status"] not in ("pending", "running")),
-                "params": cost.get("params"),
-                "gflops": cost.get("gflops"),
-                "gflops640": cost.get("gflops640"),
-                "map50_95": stats([r.get("map50_95") for r in ok]),
-                "map50": stats([r.get("map50") for r in ok]),
-                "train_s": stats([r.get("train_s") for r in ok]),
-                "img_s": stats([r.get("img_s") for r in ok]),
-                "compute_img_s": stats([r.get("compute_img_s") for r in ok]),
-                "wall_s": stats([r.get("wall_s") for r in ok]),
-            }
-    return summary
-
-
-def markdown(summary: dict, a: argparse.Namespace, n_seeds: int, concurrency: str) -> str:
-    out = []
-    for d, rows in summary.items():
-        px = getattr(a, "sizes", {}).get(d, a.imgsz)  # suite tasks train at their own size
-        out.append(f"### {d}: {a.epochs} ep, {px}px, batch {a.batch}, SGD lr0={a.lr0}, seeds {a.seeds}, {concurrency}")
-        out.append(f"| model | params M | GFLOPs@{px} | mAP50-95 | mAP50 | train s | img/s | compute img/s | ok |")
-        out.append("|---|--:|--:|--:|--:|--:|--:|--:|--:|")
-        for m, s in rows.items():
-            if not s["runs"]:
-                continue
-            params = f"{s['params'] / 1e6:.2f}" if s["params"] else "-"
-            gfl = f"{s['gflops']:.2f}" if s["gflops"] else "-"
-            if s["ok"]:
-                row = [pm(s["map50_95"]), pm(s["map50"]), pm(s["train_s"], 1), pm(s["img_s"], 0), pm(s["compute_img_s"], 0)]
-            else:
-                row = ["FAILED" if s["failed"] else "-", "-", "-", "-", "-"]
-            out.append(f"| {m} | {params} | {gfl} | " + " | ".join(row) + f" | {s['ok']}/{s['runs']} |")
-        out.append("")
-    out.append(
-        "mean±std over seeds; mAP of the final epoch's model on val; train s = summed epoch times (no val, no start-up);"
-        " img/s = train images x epochs / train s; compute img/s leaves out waiting for the dataloader"
-        " (forward+backward+step only). Both measured while other runs shared the machine."
-    )
-    return "\n".join(out)
-
-
-def plot(summary: dict, path: Path, a: argparse.Namespace) -> None:
-    """mAP50-95 vs throughput, one point per model; row 1 end-to-end img/s, row 2 compute-only img/s."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    ds = [d for d, rows in summary.items() if any(s["ok"] for s in rows.values())]
-    if not ds:
-        return
-    xs = (("img_s", "training throughput, img/s"), ("compute_img_s", "compute-only throughput (no data wait), img/s"))
-    fig, axes = plt.subplots(2, len(ds), figsize=(6.5 * len(ds), 9), squeeze=False)
-    for col, d in enumerate(ds):
-        for row, (key, xlabel) in enumerate(xs):
-            ax = axes[row][col]
-            for i, (m, s) in enumerate(summary[d].items()):
-                if not s["ok"] or not s.get(key) or not s.get("map50_95"):
-                    continue
-                x, y = s[key]["mean"], s["map50_95"]["mean"]
-                xerr = [[x - s[key]["min"]], [s[key]["max"] - x]]
-                yerr = s["map50_95"]["std"] if s["map50_95"]["n"] > 1 else None
-                ax.errorbar(x, y, xerr=xerr, yerr=yerr, fmt="o", capsize=4, color=f"C{i % 10}", label=m)
-                ax.annotate(m, (x, y), textcoords="offset points", xytext=(5, 5), fontsize=8)
-            ax.set_xlabel(f"{xlabel} (bars: min-max over seeds)")
-            ax.set_ylabel("mAP50-95 (bars: std over seeds)")
-            ax.set_title(f"{d}: {a.epochs} ep @ {a.imgsz}px, batch {a.batch}, seeds {a.seeds}")
-            ax.grid(alpha=0.3)
-            ax.legend(fontsize=7, loc="best")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-
-
 # ---------------------------------------------------------------------------------------------------- main
+def merge_main(a: argparse.Namespace) -> int:
+    """--merge: the suite report (results.md, results.json, suite.png in --out) of runs made by several calls."""
+    runs, data, labels = merge_results(a.merge)
+    baseline = resolve_baseline(a.baseline, labels, labels)
+    suite = suite_summary(runs, data, labels, baseline)
+    a.seeds = ",".join(str(s) for s in sorted({r["seed"] for r in runs}))
+    out = Path(a.out).expanduser().resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    md = suite_markdown(suite, a) + "\n\nMerged from: " + ", ".join(a.merge) + "\n"
+    (out / "results.md").write_text(md)
+    (out / "results.json").write_text(json.dumps({"merged": a.merge, "suite": suite}, indent=1, default=str))
+    suite_plot(suite, out / "suite.png")
+    print(md)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--models", nargs="+", default=DEFAULT_MODELS,
@@ -444,7 +223,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--budget", type=float, default=None, help="total seconds: launch nothing new, kill stragglers, report")
     p.add_argument("--keep-weights", action="store_true", help="keep each run's weights/ (default: delete)")
     p.add_argument("--out", default=os.environ.get("OUT") or "compare_out")
+    p.add_argument("--merge", nargs="+", default=None, metavar="RESULTS.json",
+                   help="train nothing: suite tables and plot of the runs in these results.json files, together")
     a = p.parse_args(argv)
+    if a.merge:
+        return merge_main(a)
     a.suite_imgsz = a.imgsz  # None: each suite task trains at its own size
     a.imgsz = a.imgsz or 320
 

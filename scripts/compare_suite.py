@@ -3,12 +3,15 @@
 `prepare_suite` builds every requested task of `yolo_attn.datasets.suite` (plus a class-agnostic twin of each
 context task's val set) and returns compare.py's run sets, one per task and protocol; `suite_summary` and
 `suite_markdown` turn finished runs into per-task tables (mean, std, per seed, seeds that found the cue) and the
-suite summary (mean over neutral tasks, mean over context tasks, deltas to a baseline model).
+suite summary (mean over neutral tasks, mean over context tasks, deltas to a baseline model); `suite_plot` draws
+every task's per-seed mAP50-95 by model. `merge_results` joins the runs of several results.json files (e.g. calls
+that each ran part of the suite) so the tables and plot cover them together (`compare.py --merge`).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import os
 import shutil
@@ -190,3 +193,56 @@ def suite_markdown(suite: dict, a: argparse.Namespace) -> str:
     out.append("mean±std over seeds of the final model's val mAP50-95. Context tasks: ceiling = the same run's"
                " class-agnostic mAP50-95; a seed found the cue (*) when mAP50-95 >= ceiling (1 + 1/K) / 2.")
     return "\n".join(out)
+
+
+def merge_results(paths: list[str]) -> tuple[list[dict], list[tuple], list[str]]:
+    """(runs, data, labels) of several suite results.json files; a later file's run of the same (task, model, seed)
+    replaces an earlier one. Only finished runs are kept."""
+    runs, data, labels = {}, {}, []
+    for path in paths:
+        res = json.loads(Path(path).read_text())
+        if "suite" not in res:
+            raise SystemExit(f"--merge: {path} is not a suite run (no 'suite' key)")
+        for dname, t in res["suite"]["tasks"].items():
+            data.setdefault(dname, (dname, None, {}, {"task": t["task"], "protocol": t["protocol"], "imgsz": t["imgsz"]}))
+        for r in res["runs"]:
+            if r["status"] == "ok":
+                runs[(r["dataset"], r["model"], r["seed"])] = r
+                labels += [] if r["model"] in labels else [r["model"]]
+    return list(runs.values()), list(data.values()), labels
+
+
+def suite_plot(suite: dict, path: Path) -> None:
+    """One panel per task: every seed's mAP50-95 (dots) and the mean (bar) per model; context panels also show the
+    cue-found threshold of the mean ceiling (dashed)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    sys.path.insert(0, str(REPO))
+    from yolo_attn.datasets import suite as tasks_mod
+
+    items = list(suite["tasks"].items())
+    cols = min(5, len(items))
+    fig, axes = plt.subplots((len(items) + cols - 1) // cols, cols, figsize=(3.6 * cols, 3.4 * ((len(items) + cols - 1) // cols)), squeeze=False)
+    for ax, (dname, t) in zip(axes.flat, items):
+        models = list(t["models"])
+        for i, m in enumerate(models):
+            r = t["models"][m]
+            if r["map50_95"]:
+                ax.bar(i, r["map50_95"]["mean"], color=f"C{i % 10}", alpha=0.35)
+                ax.plot([i] * len(r["per_seed"]), list(r["per_seed"].values()), "o", color=f"C{i % 10}", ms=4)
+            if t["kind"] == "context" and r["ceiling"]:
+                level = tasks_mod.get_task(t["task"]).found_threshold(r["ceiling"]["mean"])
+                ax.plot([i - 0.4, i + 0.4], [level, level], "k--", lw=0.8)
+        ax.set_xticks(range(len(models)), models, rotation=60, ha="right", fontsize=7)
+        ax.set_title(f"{dname} ({t['kind']}, {t['imgsz']} px)", fontsize=9)
+        ax.set_ylim(0, 1)
+        ax.grid(axis="y", alpha=0.3)
+    for ax in list(axes.flat)[len(items):]:
+        ax.axis("off")
+    axes[0][0].set_ylabel("mAP50-95 (dots: seeds; bar: mean)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

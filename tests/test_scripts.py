@@ -290,6 +290,37 @@ def test_compare_suite_cpu_smoke_run(tmp_path):
     assert "### Suite summary (each task's main protocol)" in md and "### count:cue (context, 64 px" in md
 
 
+def test_compare_merge_joins_calls_into_one_suite_report(tmp_path):
+    """--merge: runs of two calls (different seeds, models) become one report; a later file's run replaces an
+    earlier one of the same task, model and seed; unfinished runs are left out."""
+    def results(path, runs):
+        tasks = {"shapes:default": {"task": "shapes", "protocol": "default", "imgsz": 320},
+                 "count:cue": {"task": "count", "protocol": "cue", "imgsz": 320}}
+        path.write_text(json.dumps({"suite": {"tasks": tasks}, "runs": [
+            {"dataset": d, "model": m, "seed": s, "status": st, "map50_95": v, "map50_95_agnostic": c}
+            for d, m, s, st, v, c in runs]}))
+        return str(path)
+
+    a = results(tmp_path / "a.json", [("shapes:default", "yolov8n", 0, "ok", 0.6, None),
+                                      ("count:cue", "yolov8n", 0, "ok", 0.2, 0.8),
+                                      ("count:cue", "yolov8n", 1, "killed (budget)", 0.0, None)])
+    b = results(tmp_path / "b.json", [("shapes:default", "yolov8n", 1, "ok", 0.7, None),
+                                      ("count:cue", "yolov8n", 1, "ok", 0.7, 0.8),  # found: 0.7 >= 0.8 * 5 / 8
+                                      ("count:cue", "yolo11n", 0, "ok", 0.3, 0.8),
+                                      ("count:cue", "yolov8n", 0, "ok", 0.25, 0.8)])  # replaces a.json's seed 0
+    out = tmp_path / "merged"
+    r = subprocess.run([sys.executable, str(REPO / "scripts" / "compare.py"), "--merge", a, b, "--out", str(out)],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    suite = json.loads((out / "results.json").read_text())["suite"]
+    v8 = suite["tasks"]["count:cue"]["models"]["yolov8n"]
+    assert v8["per_seed"] == {"0": 0.25, "1": 0.7} and v8["found"] == {"0": False, "1": True}
+    assert suite["tasks"]["shapes:default"]["models"]["yolov8n"]["per_seed"] == {"0": 0.6, "1": 0.7}
+    assert suite["summary"]["main"]["yolo11n"]["neutral"] is None  # a model missing from a task has no suite mean
+    assert "| yolov8n | 0.475±0.318 | 0.250 / 0.700* |" in (out / "results.md").read_text()
+    assert (out / "suite.png").stat().st_size > 1000
+
+
 def test_compare_suite_found_cue_and_summary():
     """The summary's arithmetic on hand-made run records: means over tasks, deltas, 2-of-3 seed counting."""
     import compare_suite as cs
