@@ -179,6 +179,8 @@ def merge_main(a: argparse.Namespace) -> int:
     baseline = resolve_baseline(a.baseline, labels, labels)
     suite = suite_summary(runs, data, labels, baseline)
     a.seeds = ",".join(str(s) for s in sorted({r["seed"] for r in runs}))
+    for key in ("epochs", "batch"):  # the header states what the runs used, not this call's defaults
+        setattr(a, key, "/".join(sorted({str(r.get("train_args", {}).get(key, "?")) for r in runs})))
     out = Path(a.out).expanduser().resolve()
     out.mkdir(parents=True, exist_ok=True)
     md = suite_markdown(suite, a) + "\n\nMerged from: " + ", ".join(a.merge) + "\n"
