@@ -29,8 +29,8 @@ mean over context tasks, delta to `--baseline`).
 `--merge A/results.json B/results.json ...` trains nothing: it joins the suite runs of several calls (each of which
 ran part of the suite) into one report (results.md, results.json, suite.png in --out).
 
-A run is compare_worker.py in its own process; the tables and plot are compare_report.py; the suite's building and
-summaries are compare_suite.py.
+A run is compare_worker.py in its own process; the tables and plot are compare_report.py; the embedded datasets
+compare_data.py; the suite's building and summaries compare_suite.py.
 
 Examples:
   python scripts/compare.py --suite all --models yolov8n.yaml configs/yolov8n-attn.yaml --epochs 30 --batch 32 \\
@@ -44,7 +44,6 @@ Examples:
 from __future__ import annotations
 
 import argparse
-import inspect
 import json
 import os
 import shutil
@@ -58,6 +57,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "scripts"))
 import variants  # noqa: E402  (model specs with SelfAttentionBlock arguments overridden)
 from compare_report import MAP, MAP50, fmt_s, log_tail, markdown, plot, read_results_csv, summarise  # noqa: E402
+from compare_data import prepare_data, prescan_labels  # noqa: E402
 from compare_worker import worker  # noqa: E402
 from compare_suite import merge_results, prepare_suite, resolve_baseline, suite_markdown, suite_plot, suite_summary  # noqa: E402
 DEFAULT_MODELS = [
@@ -101,75 +101,6 @@ def model_labels(models: list[str]) -> list[str]:
         seen[s] = seen.get(s, 0) + 1
         labels.append(s if seen[s] == 1 else f"{s}#{seen[s]}")
     return labels
-
-
-# ---------------------------------------------------------------------------------------------------- datasets
-def prepare_data(name: str, a: argparse.Namespace) -> tuple[str, str, dict]:
-    """Build (once) an embedded dataset, or take a data YAML path. Returns (label, data yaml path, train overrides)."""
-    if name not in ("shapes", "context"):
-        p = Path(name).expanduser()
-        if not p.is_file():
-            raise SystemExit(f"--data {name!r}: not 'shapes', 'context' or an existing data YAML")
-        return p.stem, str(p.resolve()), {}
-
-    sys.path.insert(0, str(REPO))
-    from yolo_attn import datasets as ds
-
-    builder = ds.build_shapes if name == "shapes" else ds.build_context
-    names = ds.SHAPES_NAMES if name == "shapes" else ds.CONTEXT_NAMES
-    wanted = {
-        "n_train": a.n_train,
-        "n_val": a.n_val,
-        "imgsz": a.data_imgsz or max(a.imgsz, 64),
-        "seed": a.data_seed,
-        "workers": os.cpu_count() or 1,
-        "min_gap": a.min_gap if name == "context" else None,
-    }
-    params = inspect.signature(builder).parameters
-    kw = {k: v for k, v in wanted.items() if v is not None and k in params}
-    ignored = [k for k, v in wanted.items() if v is not None and k not in params and k != "workers"]
-    if ignored:
-        print(f"warning: {builder.__name__} does not take {ignored}; ignored", flush=True)
-    tag = "-".join(f"{k}{kw[k]}" for k in ("n_train", "n_val", "imgsz", "seed", "min_gap") if k in kw)
-    tag = tag.replace("n_train", "tr").replace("n_val", "va").replace("imgsz", "px").replace("min_gap", "gap")
-    root = Path(a.datasets_dir).expanduser().resolve() / f"{name}-{tag}"
-    t = time.perf_counter()
-    root = Path(builder(root, **kw)).resolve()
-    yaml_path = root.parent / f"{root.name}.yaml"
-    lines = [
-        f"# written by scripts/compare.py: {builder.__name__}({', '.join(f'{k}={v!r}' for k, v in kw.items())})",
-        f"path: {json.dumps(str(root))}",
-        "train: images/train",
-        "val: images/val",
-        "names:",
-        *[f"  {i}: {n}" for i, n in enumerate(names)],
-        "",
-    ]
-    tmp = yaml_path.with_suffix(f".tmp{os.getpid()}")
-    tmp.write_text("\n".join(lines))
-    os.replace(tmp, yaml_path)
-    overrides = dict(getattr(ds, f"{name.upper()}_TRAIN_OVERRIDES", {}) or {})
-    if name == "context" and not overrides:  # the dataset's documented requirement, if the constant is missing
-        overrides = {"mosaic": 0.0, "scale": 0.0, "translate": 0.0}
-    n_imgs = {s: len(list((root / "images" / s).glob("*.jpg"))) for s in ("train", "val")}
-    print(f"data {name}: {root} ({n_imgs['train']} train, {n_imgs['val']} val, {time.perf_counter() - t:.1f}s)", flush=True)
-    return name, str(yaml_path), overrides
-
-
-def prescan_labels(data_yaml: str, imgsz: int, cache: str, single_cls: bool = False) -> None:
-    """Create Ultralytics' labels/*.cache (and, for cache=disk, images/*.npy) once, so parallel runs only read them."""
-    from ultralytics.data.dataset import YOLODataset
-    from ultralytics.data.utils import check_det_dataset
-
-    data = check_det_dataset(data_yaml)
-    for split in ("train", "val"):
-        paths = data.get(split)
-        for p in paths if isinstance(paths, list) else [paths]:
-            if p:
-                YOLODataset(
-                    img_path=p, imgsz=imgsz, augment=False, data=data, task="detect",
-                    cache=cache == "disk" and "disk", single_cls=single_cls,
-                )
 
 
 # ---------------------------------------------------------------------------------------------------- main
