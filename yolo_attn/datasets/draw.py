@@ -264,4 +264,5 @@ def draw_shape(
     t = max(2, round(size / 2 * rng.uniform(0.25, 0.45)))
     r = int((size - t) / 2 * SCALE)
     cv2.circle(img, tuple(centre), r, color, t, cv2.LINE_AA, SHIFT)
-    return [circle_points(centre / SCALE, r / SCALE + t / 2), circle_points(centre / SCALE, r / SCALE - t / 2)]
+    half = (t + 1) // 2 + 0.5  # how far cv2's anti-aliased stroke of width t reaches either side (not t / 2)
+    return [circle_points(centre / SCALE, r / SCALE + half), circle_points(centre / SCALE, r / SCALE - half)]
