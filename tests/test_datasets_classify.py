@@ -1,10 +1,13 @@
-"""The classification set: class folders, balanced, byte-deterministic, and trainable with the real `yolo` CLI."""
+"""The classification set: class folders, balanced, byte-deterministic, trainable with the real `yolo` CLI, by path
+and by its bare name `attn-shapes-cls`."""
 
 import hashlib
+import os
 import subprocess
 import sys
 from pathlib import Path
 
+from yolo_attn.datasets import read_marker
 from yolo_attn.datasets.classify import build_shapes_cls
 from yolo_attn.datasets.draw import SHAPES_NAMES
 
@@ -42,3 +45,20 @@ def test_yolo_train_classify(tmp_path):
                         f"source={root / 'val' / SHAPES_NAMES[0]}", "imgsz=64", "device=cpu", f"project={tmp_path}",
                         "name=pred", "exist_ok=True"], capture_output=True, text=True)
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+
+
+def test_yolo_train_by_bare_name_builds_offline(tmp_path):
+    """`data=attn-shapes-cls` in the real `yolo` CLI (a fresh process, registered by the auto-loader alone) builds the
+    class folders under Ultralytics' datasets_dir instead of downloading attn-shapes-cls.zip."""
+    yolo = str(Path(sys.executable).parent / "yolo")
+    env = {**os.environ, "YOLO_CONFIG_DIR": str(tmp_path / "cfg"), "YOLO_OFFLINE": "1", "YOLO_AUTOINSTALL": "false"}
+    r = subprocess.run([yolo, "settings", f"datasets_dir={tmp_path / 'ds'}"], env=env, capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    cmd = [yolo, "train", "task=classify", "model=yolo11n-cls-attn.yaml", "data=attn-shapes-cls", "imgsz=64",
+           "epochs=1", "batch=8", "fraction=0.05", "workers=0", "device=cpu", "plots=False", f"project={tmp_path}",
+           "name=run", "exist_ok=True"]
+    r = subprocess.run(cmd, env=env, cwd=tmp_path, capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    assert "yolo-attn: generating dataset attn-shapes-cls" in r.stdout + r.stderr
+    assert read_marker(tmp_path / "ds" / "attn-shapes-cls")["kind"] == "shapes-cls"
+    assert (tmp_path / "run" / "weights" / "last.pt").is_file()
