@@ -36,6 +36,8 @@ def clip_polygon(poly: np.ndarray, side: float) -> np.ndarray:
             break
         bound = side if not keep_low else 0.0
         inside = out[:, axis] <= bound if not keep_low else out[:, axis] >= bound
+        if inside.all():
+            continue  # nothing beyond this bound (the usual case): no edge to cut
         nxt, nxt_in = np.roll(out, -1, 0), np.roll(inside, -1)
         pieces = []
         for p, q, p_in, q_in in zip(out, nxt, inside, nxt_in):
@@ -74,12 +76,16 @@ def place_disjoint(
         c = rng.uniform(0, side, 2)
         if polygon_area(clip_polygon(outline + c, side)) < min_inside * full:
             continue
-        mask = np.zeros_like(taken)
-        cv2.fillPoly(mask, [draw.pts(outline + c)], 1, cv2.LINE_8, draw.SHIFT)
+        # Only the outline's box (+3 px) of the image is looked at: same answer, a fraction of the work.
+        x0, y0 = np.floor(outline.min(0) + c - 3).clip(0, side).astype(int)
+        x1, y1 = np.ceil(outline.max(0) + c + 3).clip(0, side).astype(int)
+        mask = np.zeros((y1 - y0, x1 - x0), np.uint8)
+        cv2.fillPoly(mask, [draw.pts(outline + c - (x0, y0))], 1, cv2.LINE_8, draw.SHIFT)
         mask = cv2.dilate(mask, np.ones((5, 5), np.uint8))
-        if (mask & taken).any():
+        view = taken[y0:y1, x0:x1]
+        if (mask & view).any():
             continue
-        taken |= mask
+        view |= mask
         return c
     return None
 
