@@ -66,14 +66,18 @@ def test_yolo_train_by_bare_name_builds_offline(tmp_path):
     assert (tmp_path / "run" / "weights" / "last.pt").is_file()
 
 
-@pytest.mark.parametrize("first", ["ultralytics.data.utils", "off"])
-def test_name_hook_whatever_imports_first(first):
-    """The hook holds whichever Ultralytics module a fresh process imports first: `ultralytics.data.utils` first
-    registers the plugin from inside its own import (it imports nn.tasks at its top), the case a check_cls_dataset
-    patch could not survive. "off": auto-loading disabled, everything loaded, then `import yolo_attn`."""
-    code = ("import ultralytics.data.utils as u, ultralytics.engine.trainer\nimport yolo_attn\n" if first == "off"
-            else f"import {first}\nimport ultralytics.data.utils as u\n")
-    code += "from ultralytics.utils import downloads\nassert u.download is downloads.download\nprint(u.download._yolo_attn)"
-    env = {**os.environ, "YOLO_ATTN_AUTOLOAD": "0" if first == "off" else "1"}
+@pytest.mark.parametrize(
+    "imports, autoload",
+    [("import ultralytics.data.utils as u", "1"),
+     ("import ultralytics.data.utils as u, ultralytics.engine.trainer\nimport yolo_attn", "0")],
+    ids=["data-utils-first", "plugin-imported-last"],
+)
+def test_name_hook_whatever_imports_first(imports, autoload):
+    """The hook holds in a fresh process that imports `ultralytics.data.utils` first, so that registration runs inside
+    its half-executed import (it imports nn.tasks at its top: the case a check_cls_dataset patch could not survive),
+    and with auto-loading off, everything loaded, then `import yolo_attn`."""
+    code = imports + "\nfrom ultralytics.utils import downloads\nassert u.download is downloads.download\n"
+    code += "print(u.download._yolo_attn)"
+    env = {**os.environ, "YOLO_ATTN_AUTOLOAD": autoload}
     r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
     assert r.returncode == 0 and r.stdout.strip() == "True", r.stdout[-2000:] + r.stderr[-2000:]
