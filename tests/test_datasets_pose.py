@@ -10,7 +10,7 @@ from ultralytics.data.augment import RandomFlip
 from ultralytics.data.utils import check_det_dataset, verify_image_label
 from ultralytics.utils.instance import Instances
 
-from yolo_attn.datasets.pose import FLIP_IDX, KPT_SHAPE, POSE_NAMES, build_shapes_pose, handedness
+from yolo_attn.datasets.pose import FLIP_IDX, KPT_NAMES, KPT_SHAPE, POSE_NAMES, build_shapes_pose, handedness
 
 
 @pytest.fixture(scope="module")
@@ -78,6 +78,8 @@ def test_flip_idx_under_ultralytics_randomflip(pose, flip_idx):
 def test_data_yamls_carry_kpt_shape_and_flip_idx(pose):
     data = check_det_dataset(str(pose / "data.yaml"))  # Ultralytics' own checks (flip_idx length, names)
     assert list(data["kpt_shape"]) == list(KPT_SHAPE) and list(data["flip_idx"]) == list(FLIP_IDX)
+    assert data["kpt_names"] == {i: list(KPT_NAMES) for i in range(len(POSE_NAMES))}
     cfg = yaml.safe_load((Path(__file__).resolve().parents[1] / "yolo_attn/configs/attn-shapes-pose.yaml").read_text())
     assert cfg["kpt_shape"] == list(KPT_SHAPE) and cfg["flip_idx"] == list(FLIP_IDX)
+    assert cfg["kpt_names"] == data["kpt_names"]
     assert tuple(cfg["names"].values()) == POSE_NAMES and "build_shapes_pose(yaml[\"path\"])" in cfg["download"]

@@ -83,8 +83,9 @@ def render_pose(rng: np.random.Generator, side: int, _index: int) -> tuple[np.nd
 
 
 def pose_yaml() -> str:
-    """The data-YAML keys a pose set needs beside its names."""
-    return f"kpt_shape: {list(KPT_SHAPE)}\nflip_idx: {list(FLIP_IDX)}\n"
+    """The data-YAML keys a pose set needs beside its names (``kpt_names``: per class, for plots and exports)."""
+    names = "".join(f"  {i}: [{', '.join(KPT_NAMES)}]\n" for i in range(len(POSE_NAMES)))
+    return f"kpt_shape: {list(KPT_SHAPE)}\nflip_idx: {list(FLIP_IDX)}\nkpt_names:\n{names}"
 
 
 def build_shapes_pose(
