@@ -69,13 +69,14 @@ def render_pose(rng: np.random.Generator, side: int, _index: int) -> tuple[np.nd
     lines = []
     for _ in range(int(rng.integers(1, 6))):
         cls = int(rng.integers(len(POSE_NAMES)))
-        poly, kpts = pointed_shape(cls, side * rng.uniform(0.15, 0.45), rng)
+        size = side * rng.uniform(0.15, 0.45)
+        poly, kpts = pointed_shape(cls, size, rng)
         c = place_disjoint(rng, poly, taken, tries=30)
         if c is None:
             continue
         x1, y1, x2, y2 = draw.pixel_box((*(poly.min(0) + c), *(poly.max(0) + c)), side)
         color = draw.contrasting_color(rng, float(gray[y1:y2, x1:x2].mean()) if x2 > x1 and y2 > y1 else 128.0)
-        draw.draw_shape(img, cls, poly, c, float(np.ptp(poly, 0).max()), color, rng)
+        draw.draw_shape(img, cls, poly, c, size, color, rng)  # a polygon: filled, sometimes outlined
         lines.append(pose_line(cls, poly + c, kpts + c, side))
     if not lines:
         raise RuntimeError("pose renderer placed no object")
