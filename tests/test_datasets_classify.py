@@ -81,3 +81,33 @@ def test_name_hook_whatever_imports_first(imports, autoload):
     env = {**os.environ, "YOLO_ATTN_AUTOLOAD": autoload}
     r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
     assert r.returncode == 0 and r.stdout.strip() == "True", r.stdout[-2000:] + r.stderr[-2000:]
+
+
+DDP_PARENT = """
+import shutil, subprocess, sys
+from ultralytics.data.utils import DATASETS_DIR
+from ultralytics.models.yolo.classify import ClassificationTrainer
+from ultralytics.utils.dist import generate_ddp_file
+
+args = dict(model="yolo11n-cls-attn.yaml", data="attn-shapes-cls", imgsz=64, epochs=1, batch=8, fraction=0.05,
+            workers=0, device="cpu", plots=False, val=False, project=sys.argv[1], name="ddp", exist_ok=True)
+trainer = ClassificationTrainer(overrides=args)  # builds the set here, in the parent
+trainer.model = trainer.get_model(cfg=args["model"], verbose=False)
+file = generate_ddp_file(trainer)
+shutil.rmtree(DATASETS_DIR / "attn-shapes-cls")  # so the worker must build it again, on its own
+subprocess.run([sys.executable, file], check=True)
+"""
+
+
+def test_ddp_worker_builds_by_bare_name(tmp_path):
+    """Ultralytics' DDP worker file (a fresh process that unpickles the trainer, importing nothing of ours by itself)
+    resolves `data=attn-shapes-cls` too: run that file on CPU after removing the set the parent built."""
+    env = {**os.environ, "YOLO_CONFIG_DIR": str(tmp_path / "cfg"), "YOLO_OFFLINE": "1", "YOLO_AUTOINSTALL": "false"}
+    yolo = str(Path(sys.executable).parent / "yolo")
+    subprocess.run([yolo, "settings", f"datasets_dir={tmp_path / 'ds'}"], env=env, check=True, capture_output=True)
+    r = subprocess.run([sys.executable, "-c", DDP_PARENT, str(tmp_path)], env=env, cwd=tmp_path, capture_output=True,
+                       text=True)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    assert (r.stdout + r.stderr).count("yolo-attn: generating dataset attn-shapes-cls") == 2  # parent, then worker
+    assert read_marker(tmp_path / "ds" / "attn-shapes-cls")["kind"] == "shapes-cls"
+    assert (tmp_path / "ddp" / "weights" / "last.pt").is_file()
