@@ -7,9 +7,10 @@ import numpy as np
 import pytest
 import yaml
 from ultralytics.data.augment import RandomFlip
-from ultralytics.data.utils import check_det_dataset, verify_image_label
+from ultralytics.data.utils import check_det_dataset
 from ultralytics.utils.instance import Instances
 
+from dataset_helpers import read_label
 from yolo_attn.datasets.pose import FLIP_IDX, KPT_NAMES, KPT_SHAPE, POSE_NAMES, build_shapes_pose, handedness
 
 
@@ -23,7 +24,7 @@ def _labels(root: Path) -> list[tuple[np.ndarray, np.ndarray]]:
     out = []
     for im in sorted((root / "images" / "train").glob("*.jpg")):
         lb = root / "labels" / "train" / f"{im.stem}.txt"
-        got = verify_image_label((str(im), str(lb), "", True, len(POSE_NAMES), *KPT_SHAPE, False))
+        got = read_label(str(im), str(lb), "", True, len(POSE_NAMES), *KPT_SHAPE)
         assert got[0] is not None and got[9] == "", got[9]  # not corrupt, nothing dropped
         out.append((got[1], got[4]))
     return out

@@ -7,8 +7,9 @@ import cv2
 import numpy as np
 import pytest
 import yaml
-from ultralytics.data.utils import polygon2mask, verify_image_label
+from ultralytics.data.utils import polygon2mask
 
+from dataset_helpers import read_label
 from yolo_attn.datasets import draw
 from yolo_attn.datasets.instances import clip_polygon, polygon_area
 from yolo_attn.datasets.segment import SEG_NAMES, build_shapes_seg, seamed
@@ -39,7 +40,7 @@ def test_deterministic_per_seed_and_thread_independent(tmp_path):
 def test_ultralytics_reads_every_label(seg):
     for im in sorted((seg / "images" / "train").glob("*.jpg")):
         lb = seg / "labels" / "train" / f"{im.stem}.txt"
-        out = verify_image_label((str(im), str(lb), "", False, len(SEG_NAMES), 0, 0, False))
+        out = read_label(str(im), str(lb), "", False, len(SEG_NAMES), 0, 0)
         assert out[0] is not None and out[9] == "", out[9]  # not corrupt, no message (no duplicates dropped)
         assert len(out[3]) == len(out[1]) > 0  # one polygon per instance
         for poly in out[3]:
