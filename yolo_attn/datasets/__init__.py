@@ -18,6 +18,9 @@ output is byte-identical for a given seed and OpenCV build regardless of thread 
 is in :mod:`._build`, the drawing primitives in :mod:`.draw`. The packaged data YAMLs (``attn-shapes.yaml``,
 ``attn-context.yaml``, see :func:`data_yaml`) call the builders from their ``download:`` snippet, so Ultralytics
 generates the data on first use. This package imports neither torch nor Ultralytics.
+
+Per-task sets, each in its own module with its label format: :mod:`.segment` (outline polygons), :mod:`.pose`
+(keypoints with ``kpt_shape`` and ``flip_idx``), :mod:`.obb` (oriented boxes), :mod:`.classify` (class folders).
 """
 
 from __future__ import annotations

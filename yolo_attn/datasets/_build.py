@@ -78,11 +78,12 @@ def usable_cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
-def data_yaml_text(names: Sequence[str], comment: str = "") -> str:
-    """A detection data YAML without ``path``: Ultralytics then takes the YAML's own folder as the root."""
+def data_yaml_text(names: Sequence[str], comment: str = "", extra: str = "") -> str:
+    """A data YAML without ``path`` (Ultralytics then takes the YAML's own folder as the root); ``extra``: more
+    top-level lines, e.g. a pose set's ``kpt_shape``."""
     head = "".join(f"# {line}\n" if line else "#\n" for line in comment.splitlines())
     body = "".join(f"  {i}: {n}\n" for i, n in enumerate(names))
-    return f"{head}train: images/train\nval: images/val\n\nnames:\n{body}"
+    return f"{head}train: images/train\nval: images/val\n{extra}\nnames:\n{body}"
 
 
 def build_dataset(
@@ -98,6 +99,7 @@ def build_dataset(
     names: Sequence[str] | None = None,
     layout: Layout | None = None,
     who: str | None = None,
+    yaml_extra: str = "",
 ) -> Path:
     """Render a dataset into a temp sibling of ``root`` and rename it into place.
 
@@ -114,6 +116,7 @@ def build_dataset(
         names: Class names; when given, ``root/data.yaml`` is written for ``yolo train data=root/data.yaml``.
         layout: How samples land on disk (default :class:`DetectLayout`).
         who: Name used in error messages (default ``build_<kind>``).
+        yaml_extra: Top-level lines ``root/data.yaml`` needs beside the names (a pose set's ``kpt_shape``).
     """
     who = who or f"build_{kind}"
     n_train, n_val = check_int(who, "n_train", n_train, 1), check_int(who, "n_val", n_val, 1)
@@ -157,7 +160,7 @@ def build_dataset(
                     list(pool.map(job, range(n)))  # list() re-raises worker exceptions
         if names is not None:
             comment = f"yolo_attn.datasets '{kind}' ({n_train} train + {n_val} val images at {imgsz} px, seed {seed})"
-            (tmp / DATA_YAML).write_text(data_yaml_text(names, comment))
+            (tmp / DATA_YAML).write_text(data_yaml_text(names, comment, yaml_extra))
         (tmp / MARKER).write_text(json.dumps(meta, indent=1, sort_keys=True) + "\n")
 
         trash = None

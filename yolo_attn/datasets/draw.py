@@ -228,6 +228,12 @@ def shape_outline(cls: int, size: float, rng: np.random.Generator) -> tuple[np.n
     return poly, poly.min(0), poly.max(0)
 
 
+def circle_points(c: np.ndarray, r: float, n: int = 64) -> np.ndarray:
+    """``n`` points on a circle, counter-clockwise from angle 0 (within 0.12 % of r of the true circle at n=64)."""
+    t = np.arange(n) * (2 * math.pi / n)
+    return np.stack([c[0] + r * np.cos(t), c[1] + r * np.sin(t)], 1)
+
+
 def draw_shape(
     img: np.ndarray,
     cls: int,
@@ -237,14 +243,26 @@ def draw_shape(
     color: tuple[int, int, int],
     rng: np.random.Generator,
     outline_p: float = 0.3,
-) -> None:
-    """Draw a :func:`shape_outline` result at centre ``c``; polygons get an odd-coloured outline with ``outline_p``."""
+) -> list[np.ndarray]:
+    """Draw a :func:`shape_outline` result at centre ``c``; polygons get an odd-coloured outline with ``outline_p``.
+
+    Returns:
+        The boundary of the filled region in pixels (the outline stroke, ~1 px, not included): ``[outer]``, or
+        ``[outer, hole]`` for the ring; circles at the radius and centre cv2 actually drew, in fixed point.
+    """
     if poly is not None:
         cv2.fillPoly(img, [pts(poly + c)], color, cv2.LINE_AA, SHIFT)
         if rng.random() < outline_p:  # colour alone should not define a shape
             cv2.polylines(img, [pts(poly + c)], True, random_color(rng), 1, cv2.LINE_AA, SHIFT)
-    elif cls == 0:  # circle
-        cv2.circle(img, tuple(pts(c)[0, 0]), int(size / 2 * SCALE), color, -1, cv2.LINE_AA, SHIFT)
-    else:  # ring: stroke centred on r_mid so the outer edge sits on the box
-        t = max(2, round(size / 2 * rng.uniform(0.25, 0.45)))
-        cv2.circle(img, tuple(pts(c)[0, 0]), int((size - t) / 2 * SCALE), color, t, cv2.LINE_AA, SHIFT)
+        return [pts(poly + c).reshape(-1, 2) / SCALE]
+    centre = pts(c)[0, 0]
+    if cls == 0:  # circle
+        r = int(size / 2 * SCALE)
+        cv2.circle(img, tuple(centre), r, color, -1, cv2.LINE_AA, SHIFT)
+        return [circle_points(centre / SCALE, r / SCALE)]
+    # ring: stroke centred on r_mid so the outer edge sits on the box
+    t = max(2, round(size / 2 * rng.uniform(0.25, 0.45)))
+    r = int((size - t) / 2 * SCALE)
+    cv2.circle(img, tuple(centre), r, color, t, cv2.LINE_AA, SHIFT)
+    half = (t + 1) // 2 + 0.5  # how far cv2's anti-aliased stroke of width t reaches either side (not t / 2)
+    return [circle_points(centre / SCALE, r / SCALE + half), circle_points(centre / SCALE, r / SCALE - half)]

@@ -4,7 +4,7 @@
 1. YAML names (`yaml_rows.py`): each registered layer is bound where `parse_model` looks names up; one wrapper
    of `parse_model` (`yolo_attn_autoload.wrap_parse_model`) names the row of an error, and suggests our layer for
    a misspelled name.
-2. Safe loading, configs by name, exact FLOPs, inference fusing (`patches.py`).
+2. Safe loading, configs by name, exact FLOPs, inference fusing, the cls set by name (`patches.py`).
 3. Warm start (`warm_start.py`): `BaseModel.load` maps a plain checkpoint's layers around the inserted rows.
 4. A warning, once, when the Ultralytics version is outside the tested range (`versions.py`).
 Importing this package does not import Ultralytics; `register()` does.
@@ -20,6 +20,7 @@ from yolo_attn_autoload import wrap_parse_model
 from . import registry  # noqa: F401  yolo_attn.integration.registry, public
 from .patches import (  # noqa: F401  public names of 0.1.0's yolo_attn.integration
     _allow_safe_load,
+    _install_cls_dataset,
     _install_config_search,
     _install_exact_flops,
     _install_fuse,
@@ -52,6 +53,7 @@ def register() -> None:
         wrap_parse_model(tasks)  # row errors, typos of our names: one wrapper, shared with the off-hint
         _allow_safe_load(tasks)
         _install_config_search()
+        _install_cls_dataset()
         _install_exact_flops()
         _install_warm_start(tasks)
         _install_fuse(tasks)

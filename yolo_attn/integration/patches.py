@@ -6,11 +6,13 @@
    and the user's files have had their turn.
 3. Exact FLOPs: attention models are profiled at full size, each Attention2d counted by `Attention2d.macs`.
 4. Inference fusing: `BaseModel.fuse` (predict, val, export) also folds each attention block's BatchNorm.
+5. The classification set by name: `data=attn-shapes-cls` is built where Ultralytics would download it.
 """
 
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -60,9 +62,15 @@ def _install_config_search() -> None:
         return found or packaged_config(file) or found
 
     mark_patch(check_file, original)
-    for mod in list(sys.modules.values()):  # modules that did `from ultralytics.utils.checks import check_file`
-        if getattr(mod, "__name__", "").startswith("ultralytics") and vars(mod).get("check_file") is original:
-            mod.check_file = check_file
+    _rebind("check_file", original, check_file)
+
+
+def _rebind(name: str, original: Callable, patched: Callable) -> None:
+    """Point every loaded Ultralytics module holding `original` as `name` at `patched`: the defining module and those
+    that did `from ... import name`."""
+    for mod in list(sys.modules.values()):
+        if getattr(mod, "__name__", "").startswith("ultralytics") and vars(mod).get(name) is original:
+            setattr(mod, name, patched)
 
 
 def packaged_config(file) -> str | None:
@@ -142,3 +150,36 @@ def _install_fuse(tasks) -> None:
 
     mark_patch(fuse, original)
     tasks.BaseModel.fuse = fuse
+
+
+CLS_DATASET = "attn-shapes-cls"
+
+
+def _install_cls_dataset() -> None:
+    """Make `data=attn-shapes-cls` build the class folders (`datasets.classify`) instead of fetching a zip.
+
+    A classification set has no data YAML, so no `download:` snippet: `check_cls_dataset` turns a bare name that is
+    not a folder into `DATASETS_DIR/name` and, if missing, calls `download(ASSETS_URL + "/name.zip", dir=DATASETS_DIR)`.
+    This answers that one call (the file name `attn-shapes-cls.zip`) by building `dir/attn-shapes-cls`; every other
+    download passes through. `download` is patched in `ultralytics.utils.downloads`, complete before registration
+    (`import ultralytics` loads it), not `check_cls_dataset`: `ultralytics.data.utils` imports `nn.tasks` at its top,
+    so registration often runs while that module is half-executed; it takes `download` from `downloads` afterwards.
+    """
+    from ultralytics.utils import LOGGER, downloads
+
+    original = downloads.download
+    if getattr(original, "_yolo_attn", False):
+        return
+
+    def download(url, dir=None, *args, **kwargs):
+        if not isinstance(url, (str, Path)) or str(url).rsplit("/", 1)[-1] != f"{CLS_DATASET}.zip":
+            return original(url, dir, *args, **kwargs)
+        from ..datasets.classify import build_shapes_cls
+
+        root = Path(dir or Path.cwd()) / CLS_DATASET
+        LOGGER.info(f"yolo-attn: generating dataset {CLS_DATASET} (class folders) at {root}; nothing is downloaded")
+        build_shapes_cls(root)
+        return None
+
+    mark_patch(download, original)
+    _rebind("download", original, download)
