@@ -12,7 +12,11 @@ import pytest
 import torch
 
 import yolo_attn  # noqa: F401  registers the layers
-from ultralytics.nn.tasks import load_checkpoint
+from ultralytics.nn import tasks
+
+# Ultralytics' checkpoint loader, named attempt_load_one_weight before 8.4 (same arguments and result).
+LOADER = "load_checkpoint" if hasattr(tasks, "load_checkpoint") else "attempt_load_one_weight"
+load_checkpoint = getattr(tasks, LOADER)
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 CKPT, OUTPUTS = FIXTURES / "legacy-0.1.0.pt", FIXTURES / "legacy-0.1.0-outputs.pt"
@@ -30,7 +34,7 @@ OLD_PATHS = {  # module paths 0.1.0 pickled; they must keep resolving
 CHECK = f"""
 import sys, torch
 import yolo_attn
-from ultralytics.nn.tasks import load_checkpoint
+from ultralytics.nn.tasks import {LOADER} as load_checkpoint
 ref = torch.load({str(OUTPUTS)!r}, weights_only=True)
 for fuse in (False, True):
     model, _ = load_checkpoint({str(CKPT)!r}, fuse=fuse)
