@@ -302,13 +302,19 @@ def test_python_api_load_by_path(tmp_path, log):
     x = image()
     for a, b in zip(outputs(plain, x), outputs(model.model, x)):
         torch.testing.assert_close(a, b, atol=1e-5, rtol=0)
-    # COCO-like checkpoint into 6 classes: Ultralytics re-fits the wider class branches, we only move them.
+    # COCO-like checkpoint into 6 classes: the wider class branches are Ultralytics' to re-fit (8.4 rebuilds them at
+    # the source width: all but the 6 class-logit tensors transfer; 8.3 leaves those of another shape at
+    # initialisation), we only move them: the attention model gets exactly what the stock one gets.
+    log.clear()
+    stock = DetectionModel("yolov8n.yaml", nc=6, verbose=False)
+    stock.load(plain)
+    (k,) = [int(m.split()[1].split("/")[0]) for m in log if m.startswith("Transferred ")]
     log.clear()
     six = DetectionModel(str(CONFIGS / "yolov8n-attn.yaml"), nc=6, verbose=False)
     six.load(plain)
-    assert six.model[-1].cv3[0][-1].weight.shape == (6, 80, 1, 1)  # class branch body kept at the source width
-    assert any(f"transferred {n - 6}/{n} source tensors" in m and f"25 Detect (6/{n_head} tensors, nc 80 -> 6)"
-               in m for m in log)  # the class-logit conv (weight, bias) of each of the 3 levels
+    assert six.model[-1].cv3[0][-1].weight.shape == stock.model[-1].cv3[0][-1].weight.shape
+    assert any(f"transferred {k}/{n} source tensors" in m and f"25 Detect ({n - k}/{n_head} tensors, nc 80 -> 6)"
+               in m for m in log)
 
 
 def test_other_nc_maps_all_but_the_class_outputs(source6, log):
@@ -322,9 +328,11 @@ def test_other_nc_maps_all_but_the_class_outputs(source6, log):
     assert f"25 Detect (6/{n_head} tensors, nc 6 -> 3)" in line
     s, d = src.state_dict(), attn.state_dict()
     assert torch.equal(d["model.17.conv.weight"], s["model.16.conv.weight"])  # neck Conv after the P3 attention
-    assert torch.equal(d["model.25.cv2.0.0.conv.weight"], s["model.22.cv2.0.0.conv.weight"])  # box branch
-    assert torch.equal(d["model.25.cv3.1.1.conv.weight"], s["model.22.cv3.1.1.conv.weight"])  # class branch body
-    assert d["model.25.cv3.0.2.weight"].shape[0] == 3
+    head = [k.removeprefix("model.25.") for k in d if k.startswith("model.25.")]
+    logits = [k for k in head if k.startswith(("cv3.0.2.", "cv3.1.2.", "cv3.2.2."))]  # each level's class-logit conv
+    assert len(logits) == 6 and d["model.25.cv3.0.2.weight"].shape[0] == 3
+    for k in set(head) - set(logits):  # box branch, class branch body, DFL: moved from the source's row 22
+        assert torch.equal(d[f"model.25.{k}"], s[f"model.22.{k}"]), k
 
 
 def test_other_scale_falls_back_to_ultralytics(source6, log):
@@ -360,11 +368,20 @@ def test_stock_cli_pretrained(source6, tmp_path):
     p = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     out = p.stdout + p.stderr
     assert p.returncode == 0, out[-3000:]
-    n = len(YOLO(str(source6)).model.state_dict())
-    assert (f"yolo-attn: pretrained layers mapped by order around the yolo_attn rows (0-15->0-15, 16-18->17-19, "
-            f"19-21->21-23, 22->25); transferred {n}/{n} source tensors; left at initialisation: "
-            "16 SelfAttentionBlock, 20 SelfAttentionBlock, 24 SelfAttentionBlock (only the inserted yolo_attn rows)"
-            ) in out
+    line = next(m for m in out.splitlines() if m.startswith("yolo-attn: pretrained layers"))
+    prefix = ("yolo-attn: pretrained layers mapped by order around the yolo_attn rows (0-15->0-15, 16-18->17-19, "
+              "19-21->21-23, 22->25); transferred ")
+    fresh = "left at initialisation: 16 SelfAttentionBlock, 20 SelfAttentionBlock, 24 SelfAttentionBlock"
+    src = YOLO(str(source6)).model
+    n = len(src.state_dict())
+    if "nc 6 -> 80" not in line:  # the model is built at the data's 6 classes: everything transfers
+        assert line == f"{prefix}{n}/{n} source tensors; {fresh} (only the inserted yolo_attn rows)"
+    else:  # 8.3's CLI loads into the YAML's 80 classes first: the class branch tensors of another shape stay fresh
+        wide = DetectionModel("yolov8n.yaml", nc=80, verbose=False).model[-1].state_dict()
+        head = src.model[-1].state_dict()
+        differ = sum(t.shape != wide[k].shape for k, t in head.items())
+        assert line == f"{prefix}{n - differ}/{n} source tensors; {fresh}, 25 Detect ({differ}/{len(head)} tensors, " \
+                       "nc 6 -> 80)"
     assert (tmp_path / "run" / "weights" / "last.pt").exists()
 
 
