@@ -166,7 +166,7 @@ def test_report(installed: Installed) -> None:
 
     import yolo_attn
     from yolo_attn import registry
-    from yolo_attn.integration import TESTED_ULTRALYTICS
+    from yolo_attn.integration import TESTED_RELEASES, TESTED_ULTRALYTICS
 
     site = installed.venv.site
     low, high = (".".join(map(str, v)) for v in TESTED_ULTRALYTICS)
@@ -174,6 +174,7 @@ def test_report(installed: Installed) -> None:
     lines = text.splitlines()
     assert lines[0] == f"yolo-attn {yolo_attn.__version__} at {site / 'yolo_attn'}", text
     assert f"Ultralytics {ultralytics.__version__} at" in text and f"in the tested range (>={low},<{high})" in text
+    assert f"; CI tests {', '.join(TESTED_RELEASES[:-1])} and {TESTED_RELEASES[-1]}" in text
     assert "Auto-loading: ON" in text and f"start-up files   {site}: {PTH}, {START}" in text
     assert f"hook ran ({site / HOOK}), import finder on sys.meta_path: yes" in text
     assert "turn off: YOLO_ATTN_AUTOLOAD=0" in text

@@ -26,7 +26,7 @@ from yolo_attn_autoload import ENV_VAR
 
 from .integration import registry
 from .layers.switches import use_fused_attn
-from .integration import CONFIG_DIR, in_tested_range, tested_range
+from .integration import CONFIG_DIR, TESTED_RELEASES, in_tested_range, tested_range
 
 SITE_FILES = ("yolo_attn-autoload.pth", "yolo_attn-autoload.start")
 
@@ -53,7 +53,9 @@ def _versions(problems: list[str]) -> list[str]:
         version = ultralytics.__version__
         ok = in_tested_range(version)
         verdict = "in the tested range" if ok else "NOT in the tested range"
-        lines.append(f"Ultralytics {version} at {_home(Path(ultralytics.__file__).parent)}: {verdict} ({tested_range()})")
+        releases = f"{', '.join(TESTED_RELEASES[:-1])} and {TESTED_RELEASES[-1]}"
+        lines.append(f"Ultralytics {version} at {_home(Path(ultralytics.__file__).parent)}: {verdict} ({tested_range()}); "
+                     f"CI tests {releases}")
         if not ok:
             problems.append(
                 f"Ultralytics {version} is untested (tested: {tested_range()}); layers may fail to build. "

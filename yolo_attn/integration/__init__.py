@@ -28,7 +28,13 @@ from .patches import (  # noqa: F401  public names of 0.1.0's yolo_attn.integrat
     plugin_classes,
     safe_load_names,
 )
-from .versions import TESTED_ULTRALYTICS, _check_version, in_tested_range, tested_range  # noqa: F401
+from .versions import (  # noqa: F401
+    TESTED_RELEASES,
+    TESTED_ULTRALYTICS,
+    _check_version,
+    in_tested_range,
+    tested_range,
+)
 from .warm_start import _install_warm_start
 from .yaml_rows import _bind_names
 

@@ -1,10 +1,17 @@
-"""The Ultralytics versions yolo-attn is tested with, and the warning, once, when the running one is outside them."""
+"""The Ultralytics versions yolo-attn is tested with, and the warning, once, when the running one is outside them.
+
+`TESTED_RELEASES` is the one list: CI runs the Ultralytics-facing tests on each (the newest is the one
+.ci/constraints.txt pins for the main run; `.ci/ultralytics-range` runs the others, each in its own venv), the
+declared range starts at the oldest, and pyproject.toml's requirement must say the same (a test checks it).
+This module imports nothing but the standard library, so the CI script can read it without torch.
+"""
 
 from __future__ import annotations
 
 import re
 
-TESTED_ULTRALYTICS = ((8, 4, 190), (8, 5, 0))  # [low, high)
+TESTED_RELEASES = ("8.3.0", "8.4.0", "8.4.190")  # oldest (YOLO11's first release), a middle one, newest
+_NEXT_MINOR = (8, 5, 0)  # excluded: a new minor release may change parse_model or the heads
 
 
 def _release(version: str) -> tuple[int, ...]:
@@ -20,8 +27,11 @@ def _release(version: str) -> tuple[int, ...]:
     return tuple(parts)
 
 
+TESTED_ULTRALYTICS = (min(map(_release, TESTED_RELEASES)), _NEXT_MINOR)  # [low, high)
+
+
 def tested_range() -> str:
-    """The tested Ultralytics versions as a pip specifier, e.g. '>=8.4.190,<8.5.0'."""
+    """The tested Ultralytics versions as a pip specifier, e.g. '>=8.3.0,<8.5.0'."""
     low, high = TESTED_ULTRALYTICS
     return f">={'.'.join(map(str, low))},<{'.'.join(map(str, high))}"
 
