@@ -186,7 +186,7 @@ def forward_size(d: dict) -> int:
 
 
 def test_every_ultralytics_model_yaml():
-    """neck and backbone on each: builds at the first scale and runs forward at 64 px, or is a listed refusal."""
+    """neck and backbone on each: builds at the first scale and runs forward (`forward_size`), or is a listed refusal."""
     refused, built = {}, 0
     paths = ultralytics_yamls()
     for path in paths:
