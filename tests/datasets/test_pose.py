@@ -80,7 +80,7 @@ def test_data_yamls_carry_kpt_shape_and_flip_idx(pose):
     data = check_det_dataset(str(pose / "data.yaml"))  # Ultralytics' own checks (flip_idx length, names)
     assert list(data["kpt_shape"]) == list(KPT_SHAPE) and list(data["flip_idx"]) == list(FLIP_IDX)
     assert data["kpt_names"] == {i: list(KPT_NAMES) for i in range(len(POSE_NAMES))}
-    cfg = yaml.safe_load((Path(__file__).resolve().parents[1] / "yolo_attn/configs/attn-shapes-pose.yaml").read_text())
+    cfg = yaml.safe_load((Path(__file__).resolve().parents[2] / "yolo_attn/configs/attn-shapes-pose.yaml").read_text())
     assert cfg["kpt_shape"] == list(KPT_SHAPE) and cfg["flip_idx"] == list(FLIP_IDX)
     assert cfg["kpt_names"] == data["kpt_names"]
     assert tuple(cfg["names"].values()) == POSE_NAMES and "build_shapes_pose(yaml[\"path\"])" in cfg["download"]

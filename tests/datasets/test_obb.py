@@ -39,5 +39,5 @@ def test_packaged_yaml_matches_builder():
 
     from yolo_attn.datasets.obb import OBB_NAMES
 
-    cfg = yaml.safe_load((Path(__file__).resolve().parent.parent / "yolo_attn/configs/attn-shapes-obb.yaml").read_text())
+    cfg = yaml.safe_load((Path(__file__).resolve().parents[2] / "yolo_attn/configs/attn-shapes-obb.yaml").read_text())
     assert tuple(cfg["names"].values()) == OBB_NAMES and "build_shapes_obb" in cfg["download"]

@@ -18,7 +18,7 @@ from yolo_attn import datasets as ds
 from yolo_attn.datasets import context as ds_context
 from yolo_attn.datasets import shapes as ds_shapes
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 SMALL = dict(n_train=24, n_val=6, imgsz=128)  # tiny but still exercises every code path
 
 

@@ -80,5 +80,5 @@ def test_clip_polygon_keeps_the_part_inside():
 
 
 def test_packaged_yaml_matches_builder():
-    cfg = yaml.safe_load((Path(__file__).resolve().parents[1] / "yolo_attn/configs/attn-shapes-seg.yaml").read_text())
+    cfg = yaml.safe_load((Path(__file__).resolve().parents[2] / "yolo_attn/configs/attn-shapes-seg.yaml").read_text())
     assert tuple(cfg["names"].values()) == SEG_NAMES and "build_shapes_seg(yaml[\"path\"])" in cfg["download"]

@@ -22,7 +22,7 @@ from yolo_attn import SelfAttentionBlock
 from yolo_attn.datasets import SHAPES_NAMES, build_shapes
 from yolo_attn.transfer import Mismatch, describe, is_inserted, map_layers, reorder, report
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 CONFIGS = REPO / "configs"
 NAMES = dict(enumerate(SHAPES_NAMES))
 
