@@ -1,5 +1,5 @@
-"""Each shipped task config through the whole Ultralytics cycle: train 1 epoch on CPU, validate, predict, export to
-ONNX with parity to PyTorch, reload in a fresh process under ULTRALYTICS_SAFE_LOAD=1.
+"""Each shipped (family x task) config, YOLO11 and YOLOv8 at scale n, through the whole Ultralytics cycle: train 1 epoch
+on CPU, validate, predict, export to ONNX with parity to PyTorch, reload in a fresh process under ULTRALYTICS_SAFE_LOAD=1.
 
 Detection trains on a tiny shapes dataset built here; the other tasks on their embedded per-task datasets, named as
 users name them (`attn-shapes-seg.yaml`, ..., `attn-shapes-cls`), so the first run also builds them, at their default
@@ -46,12 +46,13 @@ def first_output(y) -> torch.Tensor:
     return y if isinstance(y, torch.Tensor) else first_output(y[0])
 
 
+@pytest.mark.parametrize("family", ["yolo11n", "yolov8n"])
 @pytest.mark.parametrize("task", ["", "-seg", "-pose", "-obb", "-cls"], ids=["detect", "seg", "pose", "obb", "cls"])
-def test_train_val_predict_export_reload(task, detect_data, tmp_path):
+def test_train_val_predict_export_reload(family, task, detect_data, tmp_path):
     import onnxruntime as ort
 
     data, fraction = task_data(task, detect_data)
-    model = YOLO(f"yolo11n{task}-attn.yaml")
+    model = YOLO(f"{family}{task}-attn.yaml")
     assert sum(isinstance(m, SelfAttentionBlock) for m in model.model.modules()) == (1 if task == "-cls" else 3)
     model.train(data=data, project=str(tmp_path), name="run", val=True, fraction=fraction, **TRAIN_ARGS)
     best = tmp_path / "run" / "weights" / "best.pt"
