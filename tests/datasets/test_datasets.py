@@ -17,6 +17,8 @@ import pytest
 from yolo_attn import datasets as ds
 from yolo_attn.datasets import context as ds_context
 from yolo_attn.datasets import shapes as ds_shapes
+from yolo_attn.datasets.pose import build_shapes_pose
+from yolo_attn.datasets.segment import build_shapes_seg
 
 REPO = Path(__file__).resolve().parents[2]
 SMALL = dict(n_train=24, n_val=6, imgsz=128)  # tiny but still exercises every code path
@@ -43,7 +45,8 @@ def context(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return ds.build_context(tmp_path_factory.mktemp("context") / "ds", n_train=16, n_val=4, imgsz=160)
 
 
-@pytest.mark.parametrize("builder", [ds.build_shapes, ds.build_context])
+@pytest.mark.parametrize("builder", [ds.build_shapes, ds.build_context, build_shapes_seg, build_shapes_pose],
+                         ids=["shapes", "context", "seg", "pose"])
 def test_deterministic_and_thread_independent(tmp_path: Path, builder) -> None:
     a = builder(tmp_path / "a", n_train=6, n_val=2, imgsz=96, seed=3, workers=1)
     b = builder(tmp_path / "b", n_train=6, n_val=2, imgsz=96, seed=3, workers=3)

@@ -1,4 +1,4 @@
-"""The keypoint set: deterministic, read by Ultralytics' own label check, keypoints inside their boxes or 0 0 0,
+"""The keypoint set (its determinism: tests/datasets/test_datasets.py): read by Ultralytics' own label check, keypoints inside their boxes or 0 0 0,
 flip_idx right under Ultralytics' own RandomFlip; the data YAMLs (built and packaged) carry kpt_shape and flip_idx."""
 
 from pathlib import Path
@@ -28,16 +28,6 @@ def _labels(root: Path) -> list[tuple[np.ndarray, np.ndarray]]:
         assert got[0] is not None and got[9] == "", got[9]  # not corrupt, nothing dropped
         out.append((got[1], got[4]))
     return out
-
-
-def test_deterministic_per_seed_and_thread_independent(tmp_path):
-    a = build_shapes_pose(tmp_path / "a", n_train=4, n_val=2, imgsz=96, seed=1, workers=1)
-    b = build_shapes_pose(tmp_path / "b", n_train=4, n_val=2, imgsz=96, seed=1, workers=2)
-    c = build_shapes_pose(tmp_path / "c", n_train=4, n_val=2, imgsz=96, seed=2, workers=1)
-    files = sorted(p.relative_to(a) for p in a.rglob("*") if p.is_file() and p.suffix in (".jpg", ".txt"))
-    assert len(files) == 12
-    assert all((a / f).read_bytes() == (b / f).read_bytes() for f in files)
-    assert any((a / f).read_bytes() != (c / f).read_bytes() for f in files if f.suffix == ".txt")
 
 
 def test_keypoints_inside_boxes_or_zero(pose):
