@@ -1,5 +1,6 @@
-"""The keypoint set (its determinism: tests/datasets/test_datasets.py): read by Ultralytics' own label check, keypoints inside their boxes or 0 0 0,
-flip_idx right under Ultralytics' own RandomFlip; the data YAMLs (built and packaged) carry kpt_shape and flip_idx."""
+"""The keypoint set (its determinism: tests/datasets/test_datasets.py): read by Ultralytics' own label check, keypoints
+inside their boxes or 0 0 0, flip_idx right under Ultralytics' own RandomFlip; the data YAMLs (built and packaged)
+carry kpt_shape and flip_idx."""
 
 from pathlib import Path
 

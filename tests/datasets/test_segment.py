@@ -1,5 +1,5 @@
-"""The segmentation set (its determinism: test_datasets.py): read by Ultralytics' own label check, polygons that are the drawn outlines,
-inside the image, never sharing a pixel; and the packaged data YAML that builds it."""
+"""The segmentation set (its determinism: test_datasets.py): read by Ultralytics' own label check, polygons that are the
+drawn outlines, inside the image, never sharing a pixel; and the packaged data YAML that builds it."""
 
 from pathlib import Path
 
