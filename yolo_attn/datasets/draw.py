@@ -162,6 +162,15 @@ def contrasting_color(
     return hsv_to_bgr(rng.uniform(0, 1), rng.uniform(0, max_sat), v)
 
 
+def contrasting_color_under(
+    rng: np.random.Generator, gray: np.ndarray, box: Sequence[float]
+) -> tuple[int, int, int]:
+    """:func:`contrasting_color` against the mean of ``gray`` (the image's grey plane) under ``box`` (pixel xyxy,
+    clipped to the image; mid-grey where nothing of it is inside)."""
+    x1, y1, x2, y2 = pixel_box(box, gray.shape[0])
+    return contrasting_color(rng, float(gray[y1:y2, x1:x2].mean()) if x2 > x1 and y2 > y1 else 128.0)
+
+
 def distractors(
     img: np.ndarray,
     rng: np.random.Generator,

@@ -74,8 +74,7 @@ def render_pose(rng: np.random.Generator, side: int, _index: int) -> tuple[np.nd
         c = place_disjoint(rng, poly, taken, tries=30)
         if c is None:
             continue
-        x1, y1, x2, y2 = draw.pixel_box((*(poly.min(0) + c), *(poly.max(0) + c)), side)
-        color = draw.contrasting_color(rng, float(gray[y1:y2, x1:x2].mean()) if x2 > x1 and y2 > y1 else 128.0)
+        color = draw.contrasting_color_under(rng, gray, (*(poly.min(0) + c), *(poly.max(0) + c)))
         draw.draw_shape(img, cls, poly, c, size, color, rng)  # a polygon: filled, sometimes outlined
         lines.append(pose_line(cls, poly + c, kpts + c, side))
     if not lines:

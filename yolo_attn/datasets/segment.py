@@ -54,8 +54,7 @@ def render_seg(rng: np.random.Generator, side: int, _index: int) -> tuple[np.nda
         c = place_disjoint(rng, rough, taken, tries=30)
         if c is None:
             continue
-        x1, y1, x2, y2 = draw.pixel_box((*(rough.min(0) + c), *(rough.max(0) + c)), side)
-        color = draw.contrasting_color(rng, float(gray[y1:y2, x1:x2].mean()) if x2 > x1 and y2 > y1 else 128.0)
+        color = draw.contrasting_color_under(rng, gray, (*(rough.min(0) + c), *(rough.max(0) + c)))
         boundaries = draw.draw_shape(img, cls, poly, c, size, color, rng, outline_p=0.0)
         lines.append(segment_line(cls, seamed(boundaries), side))
     if not lines:

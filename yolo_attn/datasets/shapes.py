@@ -44,8 +44,7 @@ def place_shapes(
         else:
             continue
         hidden = [h + i for h, i in zip(hidden, inters)]
-        x1, y1, x2, y2 = draw.pixel_box(box, side)
-        color = draw.contrasting_color(rng, float(gray[y1:y2, x1:x2].mean()) if x2 > x1 and y2 > y1 else 128.0)
+        color = draw.contrasting_color_under(rng, gray, box)
         draw.draw_shape(img, cls, poly, c, size, color, rng)
         boxes.append((cls, *box))
         hidden.append(0.0)
