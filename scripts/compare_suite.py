@@ -225,7 +225,8 @@ def suite_plot(suite: dict, path: Path) -> None:
 
     items = list(suite["tasks"].items())
     cols = min(5, len(items))
-    fig, axes = plt.subplots((len(items) + cols - 1) // cols, cols, figsize=(3.6 * cols, 3.4 * ((len(items) + cols - 1) // cols)), squeeze=False)
+    rows = -(-len(items) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 3.4 * rows), squeeze=False)
     for ax, (dname, t) in zip(axes.flat, items):
         models = list(t["models"])
         for i, m in enumerate(models):
