@@ -93,7 +93,8 @@ print(json.dumps({"ran": m is not None, "finder": finder, "hook": getattr(m, "__
 
 
 def _fresh_interpreter_probe() -> dict | None:
-    """What a new interpreter of this Python, in this environment, does at start-up (it imports no torch, so the probe stays cheap)."""
+    """What a new interpreter of this Python, in this environment, does at start-up (it imports no torch, so the
+    probe stays cheap)."""
     try:
         p = subprocess.run([sys.executable, "-c", _PROBE], capture_output=True, text=True, timeout=60, check=True)
         return json.loads(p.stdout.strip().splitlines()[-1])
