@@ -46,7 +46,9 @@ KINDS = {  # attention type -> shipped config
     "spatial": "yolov8n-attn-spatial.yaml",
     "efficient": "yolov8n-attn-efficient.yaml",
     "default": "yolov8n-attn.yaml",  # standard, head_dim 64, kv_tokens=400
+    "feed-forward": "yolov8n-attn.yaml",  # the default's rows with mlp_ratio 2 (EDITS)
 }
+EDITS = {"feed-forward": ("True, 400]]", "True, 400, 0.0, 2.0]]")}  # kind -> (text, replacement) in its config
 IMGSZ = 64  # export size
 SIZES = [(64, 64), (96, 96), (64, 128)]  # (h, w): the export size, then sizes only a dynamic export accepts
 CAP_SIZE = (352, 352)  # P3 44x44 = 1936 and P4 22x22 = 484 pixels > 400: the default config pools 3x and 2x there
@@ -102,13 +104,15 @@ def assert_close(out: np.ndarray, ref: np.ndarray, tol: dict, what: str) -> tupl
 
 
 def randomise(model: torch.nn.Module, seed: int = 0) -> None:
-    """Give every attention block a non-trivial, sharp attention, and the head mid-range scores and small boxes."""
+    """Give every attention block a non-trivial, sharp attention (and feed-forward branch), and the head mid-range scores and small boxes."""
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for m in model.modules():
             if isinstance(m, SelfAttentionBlock):
                 m.attn.proj.weight.normal_(0, 0.2, generator=g)
                 m.attn.qkv.weight.normal_(0, 0.3, generator=g)
+                if m.ffn is not None:  # its output conv starts at zero too
+                    m.ffn[3].weight.normal_(0, 0.2, generator=g)
             if isinstance(m, Detect):
                 for branch in m.cv3:  # class logits near 0: scores near 0.5, spread by the features
                     branch[-1].bias.zero_()
@@ -186,7 +190,11 @@ def checkpoints(tmp_path_factory):
             name = KINDS[kind]
             cfg = root / kind / name  # same file name: Ultralytics reads the scale from it
             cfg.parent.mkdir()
-            cfg.write_text((CONFIGS / name.replace("yolov8n-", "yolov8-")).read_text().replace("nc: 80", "nc: 6"))
+            text = (CONFIGS / name.replace("yolov8n-", "yolov8-")).read_text().replace("nc: 80", "nc: 6")
+            if kind in EDITS:
+                assert EDITS[kind][0] in text
+                text = text.replace(*EDITS[kind])
+            cfg.write_text(text)
             model = YOLO(str(cfg))
             model.model.names = dict(enumerate(SHAPES_NAMES))
             randomise(model.model)

@@ -100,8 +100,10 @@ def with_row16(d: dict, row: list) -> dict:
         ([-1, 1, "SelfAttentionBlock", ["standard", 32, None, None, "yes"]], TypeError, r"pos must be True or False"),
         ([-1, 1, "SelfAttentionBlock", ["standard", 32, None, None, True, -1]], ValueError, r"kv_tokens must be >= 0"),
         ([-1, 1, "SelfAttentionBlock", ["standard", 32, None, None, True, 0, 1.5]], ValueError, r"attn_drop must be in \[0.0, 1.0\)"),
-        ([-1, 1, "SelfAttentionBlock", ["standard", 32, 1, 1, True, 0, 0.0, 7]], TypeError,
-         r"takes at most 7 YAML args after its input channels \(type='standard', head_dim=32"),
+        ([-1, 1, "SelfAttentionBlock", ["standard", 32, None, None, True, 0, 0.0, 16]], ValueError,
+         r"mlp_ratio must be in \[0.0, 16.0\), got 16"),
+        ([-1, 1, "SelfAttentionBlock", ["standard", 32, 1, 1, True, 0, 0.0, 2, 7]], TypeError,
+         r"takes at most 8 YAML args after its input channels \(type='standard', head_dim=32"),
         ([-1, 1, "SpatialSelfAttention", [32, 2, True, 128]], ValueError, r"output channels equal its input \(64\); drop c2"),
         ([-1, 1, "EfficientSelfAttention", [32, -2]], ValueError, r"kv_stride \(scale\) must be >= 1, got -2"),
         ([-1, 1, "TransformerEncoderLayer", [3]], ValueError, r"TransformerEncoderLayer: d_model 64 is not divisible by nhead 3; pick nhead"),
@@ -135,8 +137,8 @@ def write_cfg(tmp_path: Path, row: str, name: str = "yolov8n-bad.yaml") -> Path:
     [
         ("[-1, 1, SelfAttentionBlock, [standard, 48]]", ValueError,
          r"model YAML row 16 .*SelfAttentionBlock.* 64 input channels: .*not divisible by head_dim 48"),
-        ("[-1, 1, SelfAttentionBlock, [standard, 32, 1, 1, True, 0, 0.0, 7, 8]]", TypeError,
-         r"row 16 .*takes at most 7 YAML args after its input channels \(type='standard', head_dim=32"),
+        ("[-1, 1, SelfAttentionBlock, [standard, 32, 1, 1, True, 0, 0.0, 2, 7]]", TypeError,
+         r"row 16 .*takes at most 8 YAML args after its input channels \(type='standard', head_dim=32"),
     ],
 )
 def test_bad_row_in_a_yaml_file_names_the_row(tmp_path, row, error, match):

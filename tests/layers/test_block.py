@@ -132,3 +132,67 @@ def test_fusing_and_moving_under_inference_mode():
         fused = block.fuse().to(torch.float64).to(torch.float32)
         torch.testing.assert_close(fused(x), want)
     torch.testing.assert_close(fused(x), want)
+
+
+def _trained_ffn_block() -> SelfAttentionBlock:
+    """A block with the feed-forward network, both norms with non-trivial statistics, every weight non-zero."""
+    block = trained_block(mlp_ratio=2.0)
+    norm, _, _, out = block.ffn
+    torch.nn.init.normal_(out.weight, std=0.2)
+    with torch.no_grad():
+        norm.running_mean.uniform_(-2, 2)
+        norm.running_var.uniform_(0.5, 4)
+        norm.weight.uniform_(0.5, 2)
+        norm.bias.uniform_(-1, 1)
+    return block.eval()
+
+
+def test_feed_forward_form_is_identity_at_insertion_and_learns():
+    block = SelfAttentionBlock(64, "standard", 32, None, None, True, 0, 0.0, 2.0).train()
+    assert block.ffn[1].out_channels == 128 and "mlp_ratio=2" in repr(block)
+    x = torch.randn(2, 64, 9, 11)
+    assert torch.equal(block(x), x)
+    opt = torch.optim.SGD(block.parameters(), lr=0.1, weight_decay=5e-4)
+    for _ in range(3):
+        opt.zero_grad()
+        (block(x) - x.flip(-1)).square().mean().backward()
+        opt.step()
+    for name, p in block.named_parameters():
+        assert p.grad is not None and p.grad.abs().sum() > 0, f"no gradient reached {name}"
+    assert SelfAttentionBlock(64).ffn is None  # attention alone by default
+
+
+def test_feed_forward_form_fuses_to_the_same_output_and_reloads():
+    import copy
+
+    block = _trained_ffn_block().double()
+    fused = copy.deepcopy(block).fuse()
+    assert isinstance(fused.ffn[0], torch.nn.Identity) and fused.ffn[1].bias is not None
+    x = torch.randn(2, 64, 13, 17, dtype=torch.float64)
+    with torch.no_grad():
+        y = block(x)
+        assert (y - x).abs().max() > 0.1  # the feed-forward branch contributes
+        torch.testing.assert_close(fused(x), y)
+        assert "batch_norm" not in " ".join(top_level_ops(lambda: fused(x)))
+    again = SelfAttentionBlock(64, head_dim=32, mlp_ratio=2.0).double().fuse()  # a fused block loads a fused checkpoint
+    again.load_state_dict(fused.state_dict())
+    with torch.no_grad():
+        torch.testing.assert_close(again.eval()(x), y)
+
+
+@pytest.mark.parametrize("ratio, error", [(-1.0, ValueError), (16.0, ValueError), ("2", TypeError), (True, TypeError)])
+def test_feed_forward_ratio_is_checked(ratio, error):
+    with pytest.raises(error, match=r"SelfAttentionBlock: mlp_ratio must be"):
+        SelfAttentionBlock(64, mlp_ratio=ratio)
+
+
+def test_block_pickled_before_the_feed_forward_option_loads_as_attention_alone():
+    block = trained_block()
+    state = {**vars(block), "_modules": {k: v for k, v in block._modules.items() if k != "ffn"}}
+    del state["mlp_ratio"]  # what a block pickled by yolo-attn 0.1.0 holds
+    old = SelfAttentionBlock.__new__(SelfAttentionBlock)
+    old.__setstate__(state)
+    x = torch.randn(2, 64, 6, 7)
+    with torch.no_grad():
+        torch.testing.assert_close(old(x), block(x))
+    assert old.ffn is None and "mlp_ratio" not in repr(old) and old.fuse().ffn is None
