@@ -121,7 +121,7 @@ def test_shipped_configs_equal_what_the_tool_generates(tmp_path):
 
 
 def test_cli_add_and_its_errors(tmp_path):
-    out = tmp_path / "my-pose-attn.yaml"
+    out = tmp_path / "new" / "folder" / "my-pose-attn.yaml"  # -o makes the folders it names
     cmd = [sys.executable, "-m", "yolo_attn", "add", "yolov8n-pose.yaml", "--where", "15,18",
            "--block", "SelfAttentionBlock[efficient, 32]", "-o", str(out)]
     p = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path, timeout=120)

@@ -301,6 +301,7 @@ def main(argv: list[str] | None = None, prog: str = "python -m yolo_attn add") -
         return 2
     text = render(d, info, Path(args.output).name if args.output else f"{Path(info.source).stem}-attn.yaml")
     if args.output:
+        Path(args.output).parent.mkdir(parents=True, exist_ok=True)
         Path(args.output).write_text(text)
         print(f"yolo-attn: wrote {args.output}: {info.describe()}")
     else:
