@@ -37,6 +37,10 @@ Examples:
       --seeds 0,1,2 --parallel 14 --workers 2 --budget 530
   python scripts/compare.py --data shapes,context --n-train 1000 --n-val 200 --epochs 30 --imgsz 320 \\
       --batch 32 --seeds 0,1 --parallel 12 --devices 0,1 --workers 2 --budget 510
+  python scripts/compare.py --suite count --models yolov8n.yaml configs/yolov8n-attn.yaml:mlp_ratio=2 \\
+      "configs/yolov8n-attn.yaml+attn_lr=10,attn_wd=0" "yolov8n.yaml+optimizer=auto" --seeds 0,1,2 --parallel 14
+  (a model spec's `:key=v` sets SelfAttentionBlock arguments, its `+key=v` training arguments of that model's runs
+  alone, `attn_lr`/`attn_wd` among them: compare_worker.separate_attention_groups; see variants.py)
   python scripts/compare.py --models yolov8n.yaml configs/yolov8n-attn.yaml --data shapes --epochs 1 \\
       --imgsz 64 --batch 8 --seeds 0 --n-train 16 --n-val 8 --parallel 2 --devices cpu --workers 0
 """
@@ -175,7 +179,8 @@ def main(argv: list[str] | None = None) -> int:
     if a.suite:
         a.baseline = resolve_baseline(a.baseline, a.models, labels)
     # Variant specs become YAML files in the output folder, which every run (and a reader) can open.
-    a.models = [variants.materialize(m, out / "configs") if variants.split_spec(m)[1] else m for m in a.models]
+    model_train = [variants.split_train(m)[1] for m in a.models]  # per-model training arguments (`SPEC+key=v`)
+    a.models = [variants.materialize(m, out / "configs") for m in a.models]
     threads = a.threads or max(1, (os.cpu_count() or 1) // max(1, a.parallel))
     extra = parse_overrides(a.extra)
 
@@ -213,13 +218,14 @@ def main(argv: list[str] | None = None) -> int:
     runs: list[dict] = []
     for seed in seeds:  # seed-major: if the budget runs out, every model still has its first seeds
         for dname, yml, dover, dargs in data:
-            for cfg, label in zip(a.models, labels):
+            for cfg, label, own in zip(a.models, labels, model_train):
                 rdir = out / "runs" / dname.replace(":", "-") / f"{label}-s{seed}"
                 train_args = {
                     **common,
                     **({"imgsz": dargs["imgsz"]} if "imgsz" in dargs else {}),
                     **({} if a.no_data_overrides else dover),
                     **extra,
+                    **own,
                     "data": yml,
                     "seed": seed,
                     "project": str(rdir.parent),

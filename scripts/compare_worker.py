@@ -10,6 +10,43 @@ import shutil
 import time
 from pathlib import Path
 
+# Train args that are not Ultralytics': the attention layers' own optimiser treatment (`--models SPEC+attn_lr=10`).
+ATTN_OPTIM_ARGS = ("attn_lr", "attn_wd")
+
+
+def separate_attention_groups(trainer, attn_lr: float = 1.0, attn_wd: float | None = None) -> None:
+    """Move the plugin layers' parameters into optimizer groups of their own: lr x `attn_lr`, weight decay `attn_wd`.
+
+    Runs at `on_pretrain_routine_end`, once Ultralytics has built its optimizer and scheduler: each of its groups
+    (weights with decay, norm weights, biases) gets a twin holding the attention blocks' share, with the same settings
+    but these; warm-up and the schedule then scale every group from its own initial lr.
+    """
+    from torch.optim.lr_scheduler import LambdaLR
+    from yolo_attn_autoload import LAYER_NAMES
+
+    plugin = {id(p) for m in trainer.model.modules() if type(m).__name__ in LAYER_NAMES for p in m.parameters()}
+    opt = trainer.optimizer
+    twins = []
+    for g in opt.param_groups:
+        moved = [p for p in g["params"] if id(p) in plugin]
+        if not moved:
+            continue
+        g["params"] = [p for p in g["params"] if id(p) not in plugin]
+        twin = {**{k: v for k, v in g.items() if k != "params"}, "params": moved}
+        twin["lr"], twin["initial_lr"] = g["lr"] * attn_lr, g["initial_lr"] * attn_lr
+        if attn_wd is not None and g["weight_decay"] > 0:
+            twin["weight_decay"] = attn_wd
+        twins.append(twin)
+    if not twins:
+        raise ValueError("attn_lr/attn_wd given, but the model has no yolo-attn layer")
+    for twin in twins:
+        opt.add_param_group(twin)
+    print(f"compare: {len(plugin)} yolo-attn parameters in {len(twins)} groups of their own: lr x{attn_lr}, "
+          f"weight decay {attn_wd if attn_wd is not None else 'unchanged'}", flush=True)
+    last = trainer.scheduler.last_epoch
+    trainer.scheduler = LambdaLR(opt, lr_lambda=trainer.lf)  # one lambda per group, the twins included
+    trainer.scheduler.last_epoch = last
+
 
 def worker(spec_path: str) -> int:
     """One training run, in its own process. Writes <run dir>/compare_run.json; exit code 0 on success."""
@@ -55,12 +92,16 @@ def worker(spec_path: str) -> int:
                 d = trainer.device
                 timing["device_name"] = torch.cuda.get_device_name(d) if d.type == "cuda" else str(d)
 
+        train_args = dict(spec["train_args"])
+        attn_optim = {k: train_args.pop(k) for k in ATTN_OPTIM_ARGS if k in train_args}
         model = YOLO(spec["model"], task="detect")
+        if attn_optim:
+            model.add_callback("on_pretrain_routine_end", lambda tr: separate_attention_groups(tr, **attn_optim))
         model.add_callback("on_train_epoch_start", on_epoch_start)
         model.add_callback("on_train_epoch_end", on_epoch_end)
         model.add_callback("on_train_batch_start", on_batch_start)
         model.add_callback("on_train_batch_end", on_batch_end)
-        model.train(**spec["train_args"])
+        model.train(**train_args)
         trainer = model.trainer
 
         train_s = sum(timing["epoch_s"])

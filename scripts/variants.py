@@ -1,9 +1,12 @@
 """Model specs with SelfAttentionBlock settings overridden, for side-by-side sweeps without editing configs.
 
 A spec is a model YAML, optionally followed by `:key=value,...` naming SelfAttentionBlock arguments
-(`type, head_dim, reduction, scale, pos, kv_tokens, attn_drop`), applied to every SelfAttentionBlock row:
+(`type, head_dim, reduction, scale, pos, kv_tokens, attn_drop, mlp_ratio`), applied to every SelfAttentionBlock row:
 
     configs/yolov8n-attn.yaml:head_dim=64,kv_tokens=400
+
+A spec may end with `+key=value,...`: training arguments for that model's runs only (`yolov8n.yaml+optimizer=auto`,
+`configs/yolov8n-attn.yaml+attn_lr=10,attn_wd=0`), which `split_train` separates and scripts/compare.py applies.
 
 `materialize(spec, folder)` writes the modified YAML there (named so Ultralytics still reads the scale from it)
 and returns its path, which `YOLO(...)`, `DetectionModel(...)` and `yolo train model=...` all accept.
@@ -13,9 +16,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import yaml
+
 REPO = Path(__file__).resolve().parent.parent
-BLOCK_ARGS = ("type", "head_dim", "reduction", "scale", "pos", "kv_tokens", "attn_drop")  # row order after c1
-BLOCK_DEFAULTS = ("standard", 32, None, None, True, 0, 0.0)
+BLOCK_ARGS = ("type", "head_dim", "reduction", "scale", "pos", "kv_tokens", "attn_drop", "mlp_ratio")  # after c1
+BLOCK_DEFAULTS = ("standard", 32, None, None, True, 0, 0.0, 0.0)
 
 
 def _value(key: str, text: str):
@@ -25,11 +30,24 @@ def _value(key: str, text: str):
         return text
     if key == "pos":
         return text.lower() in ("1", "true", "yes")
-    return float(text) if key == "attn_drop" else int(text)
+    return float(text) if key in ("attn_drop", "mlp_ratio") else int(text)
+
+
+def split_train(spec: str) -> tuple[str, dict]:
+    """'yolov8n.yaml+optimizer=auto,attn_lr=10' -> ('yolov8n.yaml', {'optimizer': 'auto', 'attn_lr': 10})."""
+    spec, sep, opts = spec.partition("+")
+    over = {}
+    for item in opts.split(",") if sep else ():
+        key, eq, text = item.partition("=")
+        if not eq:
+            raise SystemExit(f"training argument {item!r} in {spec}+{opts!r} is not key=value")
+        over[key] = yaml.safe_load(text)  # numbers, booleans and null as in a YAML row
+    return spec, over
 
 
 def split_spec(spec: str) -> tuple[str, dict]:
     """'configs/yolov8n-attn.yaml:head_dim=64,kv_tokens=400' -> ('configs/yolov8n-attn.yaml', {...})."""
+    spec = split_train(spec)[0]
     path, sep, opts = spec.rpartition(":")
     if not sep or "=" not in opts:
         return spec, {}
@@ -43,10 +61,12 @@ def split_spec(spec: str) -> tuple[str, dict]:
 
 
 def label(spec: str) -> str:
-    """Short display name: 'yolov8n-attn[head_dim=64,kv_tokens=400]'."""
+    """Short display name: 'yolov8n-attn[head_dim=64,kv_tokens=400]', 'yolov8n+optimizer=auto'."""
     path, over = split_spec(spec)
+    train = split_train(spec)[1]
     name = Path(path).name.removesuffix(".yaml").removesuffix(".yml")
-    return name + (f"[{','.join(f'{k}={v}' for k, v in over.items())}]" if over else "")
+    name += f"[{','.join(f'{k}={v}' for k, v in over.items())}]" if over else ""
+    return name + (f"+{','.join(f'{k}={v}' for k, v in train.items())}" if train else "")
 
 
 def resolve(path: str) -> str:

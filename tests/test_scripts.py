@@ -32,6 +32,53 @@ def test_spec_parsing_and_labels():
         variants.split_spec("configs/yolov8n-attn.yaml:heads=2")
 
 
+def test_spec_training_arguments_per_model():
+    spec = "configs/yolov8n-attn.yaml:mlp_ratio=2+attn_lr=10,attn_wd=0,optimizer=auto"
+    assert variants.split_train(spec) == ("configs/yolov8n-attn.yaml:mlp_ratio=2", {"attn_lr": 10, "attn_wd": 0,
+                                                                                 "optimizer": "auto"})
+    assert variants.split_spec(spec) == ("configs/yolov8n-attn.yaml", {"mlp_ratio": 2.0})
+    assert variants.label(spec) == "yolov8n-attn[mlp_ratio=2.0]+attn_lr=10,attn_wd=0,optimizer=auto"
+    assert variants.split_train("yolov8n.yaml") == ("yolov8n.yaml", {})
+    with pytest.raises(SystemExit, match="'lr0' .* is not key=value"):
+        variants.split_train("yolov8n.yaml+lr0")
+
+
+@pytest.mark.filterwarnings("ignore:Detected call of `lr_scheduler.step\(\)` before")
+def test_attention_parameters_get_their_own_optimizer_groups():
+    """compare.py's `SPEC+attn_lr=K,attn_wd=W`: Ultralytics' optimizer and schedule, attention's share re-grouped."""
+    from types import SimpleNamespace
+
+    from torch.optim.lr_scheduler import LambdaLR
+    from ultralytics.engine.trainer import BaseTrainer
+
+    import compare_worker
+
+    model = DetectionModel(str(REPO / "configs" / "yolov8n-attn.yaml"), verbose=False)
+    opt = BaseTrainer.build_optimizer(SimpleNamespace(), model, "SGD", lr=0.01, momentum=0.9, decay=5e-4)
+    lf = lambda epoch: 1 - epoch / 30  # noqa: E731  Ultralytics' linear schedule
+    trainer = SimpleNamespace(model=model, optimizer=opt, lf=lf, scheduler=LambdaLR(opt, lr_lambda=lf))
+    trainer.scheduler.last_epoch = -1  # as Ultralytics leaves it before the first epoch
+    before = [(g["lr"], g["weight_decay"], len(g["params"])) for g in opt.param_groups]
+    compare_worker.separate_attention_groups(trainer, attn_lr=10, attn_wd=0.0)
+    attn = {id(p) for m in model.modules() if isinstance(m, SelfAttentionBlock) for p in m.parameters()}
+    groups = opt.param_groups
+    assert len(groups) == 2 * len(before)  # every group has attention parameters: a twin each
+    for g, twin, (lr, wd, n) in zip(groups, groups[len(before):], before):
+        assert not attn & {id(p) for p in g["params"]} and {id(p) for p in twin["params"]} <= attn
+        assert len(g["params"]) + len(twin["params"]) == n and g["lr"] == lr and g["weight_decay"] == wd
+        assert twin["lr"] == pytest.approx(10 * lr) and twin["weight_decay"] == (0.0 if wd > 0 else wd)
+    assert sum(len(t["params"]) for t in groups[len(before):]) == len(attn)
+    trainer.scheduler.last_epoch = 0
+    trainer.scheduler.step()  # epoch 1: every group scaled from its own initial lr
+    assert [g["lr"] for g in groups] == pytest.approx([g["initial_lr"] * lf(1) for g in groups])
+    assert groups[len(before)]["initial_lr"] == pytest.approx(10 * groups[0]["initial_lr"])
+    plain = DetectionModel("yolov8n.yaml", verbose=False)
+    opt = BaseTrainer.build_optimizer(SimpleNamespace(), plain, "SGD", lr=0.01, momentum=0.9, decay=5e-4)
+    plain_trainer = SimpleNamespace(model=plain, optimizer=opt, lf=lf, scheduler=LambdaLR(opt, lr_lambda=lf))
+    with pytest.raises(ValueError, match="no yolo-attn layer"):
+        compare_worker.separate_attention_groups(plain_trainer, attn_lr=10)
+
+
 def test_materialized_variant_builds_with_every_row_overridden(tmp_path):
     path = variants.materialize("configs/yolov8n-attn.yaml:head_dim=16,kv_tokens=100", tmp_path)
     assert Path(path).parent == tmp_path and "yolov8n" in Path(path).name  # scale still read from the name
@@ -41,6 +88,10 @@ def test_materialized_variant_builds_with_every_row_overridden(tmp_path):
     assert all(b.attn.head_dim == 16 and b.attn.kv_tokens == 100 for b in blocks)
     assert blocks[0].c1 == 64  # scale n widths: the override did not change the scale
     assert variants.materialize("yolov8n.yaml", tmp_path) == "yolov8n.yaml"  # no override: the config itself
+    assert variants.materialize("yolov8n.yaml+optimizer=auto", tmp_path) == "yolov8n.yaml"  # training args: not here
+    ffn = variants.materialize("configs/yolov8n-attn.yaml:mlp_ratio=2", tmp_path)
+    assert {m.ffn[1].out_channels for m in DetectionModel(ffn, verbose=False).modules()
+            if isinstance(m, SelfAttentionBlock)} == {128, 256, 512}
     with pytest.raises(SystemExit, match="has no such row"):
         variants.materialize("yolov8n.yaml:head_dim=16", tmp_path)
 
