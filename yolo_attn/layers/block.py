@@ -125,7 +125,8 @@ class SelfAttentionBlock(nn.Module):
         return y if self.ffn is None else y + self.ffn(y)
 
     def fuse(self) -> SelfAttentionBlock:
-        """Fold the BatchNorm into the attention's position pass, for inference; returns self.
+        """Fold the BatchNorm into the attention's position pass, and the feed-forward network's into its first conv,
+        for inference; returns self.
 
         As Ultralytics folds each Conv's BatchNorm (`model.fuse()`, which calls this too): one elementwise pass
         and two kernels fewer per block. The folded norm no longer trains or updates its statistics.
